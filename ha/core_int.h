@@ -1,0 +1,115 @@
+/* Private to ha/: the runtime state of one host's core. */
+#ifndef VIGIL_HA_CORE_INT_H
+#define VIGIL_HA_CORE_INT_H
+
+#include "ha.h"
+
+struct slot_view {
+    struct ha_slot last;
+    ha_ms changed_at; /* our time when seq last changed (or first read) */
+    bool seen;
+};
+
+enum fence_phase { F_IDLE, F_DEVICE, F_DISK, F_BACKOFF, F_DONE };
+
+struct fence_state {
+    enum fence_phase phase;
+    int rounds;        /* completed failed rounds */
+    ha_ms started;
+    ha_ms next_at;     /* deadline of the current phase */
+    bool disk_can_confirm;
+    char last_error[HA_REASON_MAX];
+    char how[HA_REASON_MAX];
+};
+
+enum vm_op { OP_NONE, OP_START, OP_STOP, OP_MIGRATE };
+
+struct vm_rt {
+    int obs_host; /* last host that reported it, HA_NO_HOST if none */
+    enum ha_vm_obs obs;
+    int obs_to;
+    enum vm_op op;
+    int op_host, op_to;
+    ha_ms op_deadline;
+    int restarts;     /* in-place restarts since it last ran elsewhere */
+    int attempts;     /* best-effort: tries used since the failure */
+    bool failed;
+    bool lost;        /* its host failed while it ran there: needs recovery */
+    int avoid_host;   /* where the last start/migration failed */
+    int on_host;      /* admin vm start --on */
+    uint64_t obs_seq; /* report counter when obs was last set */
+    char reason[HA_REASON_MAX];
+    char placed[HA_REASON_MAX];
+};
+
+enum lease_state { L_NONE, L_CLAIMING, L_HELD };
+
+struct ha_core {
+    const struct ha_db *db;
+    int self;
+    ha_ms now;
+    struct ha_actions *out;
+
+    bool have_membership;
+    ha_hostset members;
+    bool quorate;
+
+    bool disk_seen;
+    ha_ms disk_last_ok;
+    ha_ms started;
+    struct slot_view slot[HA_MAX_HOSTS];
+    uint64_t my_seq;
+    uint64_t poison_base;
+    bool poison_base_set;
+
+    int lease_owner;
+    uint64_t lease_counter;
+    ha_ms lease_changed_at;
+    enum lease_state lease;
+    ha_ms lease_renewed_at;
+
+    enum ha_side side;
+    bool self_fenced;
+    bool master;
+    ha_hostset seen_alive;
+    ha_hostset inventory; /* hosts whose full VM list we hold since they joined our view */
+    uint64_t report_seq;  /* counts VM reports */
+    uint64_t gain_seq[HA_MAX_HOSTS]; /* report_seq when the host (re)entered our view */
+    enum ha_verdict verdict[HA_MAX_HOSTS];
+    enum ha_host_state hstate[HA_MAX_HOSTS];
+
+    struct fence_state fence[HA_MAX_HOSTS];
+    uint64_t poison_counter;
+
+    struct vm_rt *vm;
+    int nvm;
+    ha_ms timer_at;
+};
+
+/* core.c */
+struct ha_action *emit(struct ha_core *c, enum ha_action_type t);
+void logf_(struct ha_core *c, const char *why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void commit(struct ha_core *c, struct ha_change ch);
+bool disk_usable(const struct ha_core *c);
+bool slot_fresh(const struct ha_core *c, int h);
+bool host_alive(const struct ha_core *c, int h);
+const char *hname(const struct ha_core *c, int h);
+const char *vname(const struct ha_core *c, int v);
+
+/* fence.c */
+void fence_start(struct ha_core *c, int h, const char *why);
+void fence_device_done(struct ha_core *c, int h, bool ok, const char *why);
+void fence_tick(struct ha_core *c);
+void fence_describe(const struct ha_core *c, int h, char *buf, size_t len);
+ha_ms fence_next_deadline(const struct ha_core *c);
+
+/* master.c */
+void master_reconcile(struct ha_core *c);
+void master_command(struct ha_core *c, const struct ha_cmd *cmd);
+void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to);
+void vm_failed(struct ha_core *c, int vm, const char *why);
+void vms_host_fenced(struct ha_core *c, int h);
+ha_ms ops_next_deadline(const struct ha_core *c);
+
+#endif

@@ -1,0 +1,337 @@
+/* vigil HA core: the pure decision library.
+ *
+ * Nothing in ha/ does I/O, reads a clock or includes an adapter header.
+ * A driver (vigild on real hosts, vigil-sim in virtual time) feeds events in
+ * and carries actions out.  Every event carries the driver's notion of "now"
+ * in milliseconds; the core only ever compares those numbers.
+ *
+ * Two kinds of state live here:
+ *   struct ha_db    the replicated pool database: hosts, VMs, settings.
+ *                   Changed only by ha_db_apply(), in the same order on every
+ *                   member.  The core never writes it: it emits HA_ACT_COMMIT.
+ *   struct ha_core  one host's runtime view: membership, disk slots, lease,
+ *                   fencing progress, VM observations.  One per vigild.
+ */
+#ifndef VIGIL_HA_H
+#define VIGIL_HA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HA_MAX_HOSTS 64 /* host sets are uint64_t bitmaps */
+#define HA_NAME_MAX 64
+#define HA_REASON_MAX 192
+#define HA_NO_HOST (-1)
+
+typedef int64_t ha_ms; /* milliseconds on the driver's clock */
+typedef uint64_t ha_hostset;
+
+#define HA_BIT(h) ((ha_hostset)1 << (h))
+
+/* ---------------------------------------------------------------- settings */
+struct ha_settings {
+    ha_ms token_timeout;     /* corosync token: time to notice a lost member */
+    ha_ms disk_interval;     /* heartbeat write/read period */
+    ha_ms disk_timeout;      /* a slot unchanged this long is stale; lease expiry */
+    ha_ms msgwait;           /* poison pill: time after which an armed watchdog fired */
+    ha_ms fence_time;        /* simulator: how long a BMC takes to power off */
+    ha_ms fence_timeout;     /* a fence device that has not answered by then failed */
+    ha_ms vm_start;          /* simulator: time for a VM to boot */
+    ha_ms vm_stop;           /* simulator: time for a VM to shut down */
+    ha_ms migrate_time;      /* simulator: live migration duration */
+    ha_ms op_timeout;        /* an agent operation unanswered this long failed */
+    ha_ms recovery_bound;    /* simulator invariant: restart within this of a failure */
+    int evacuate_concurrency;
+    int max_restart;
+    bool watchdog;           /* hosts arm a hardware watchdog */
+    double cpu_overcommit;   /* vCPUs per physical CPU */
+};
+
+void ha_settings_default(struct ha_settings *s);
+/* Set one setting from its scenario/config spelling.  Returns 0, or -EINVAL
+ * with a message in err for an unknown name or a bad value. */
+int ha_settings_set(struct ha_settings *s, const char *name, const char *value, char *err,
+                    size_t errlen);
+
+/* ---------------------------------------------------------------- database */
+enum ha_protect { HA_PROTECT_OFF, HA_PROTECT_RESTART, HA_PROTECT_BEST_EFFORT };
+
+struct ha_db_host {
+    char name[HA_NAME_MAX];
+    uint64_t mem_mb;
+    int cpus;
+    bool fence_ipmi;   /* has a BMC fence device (level 1) */
+    bool joined;       /* part of the pool (in the corosync nodelist) */
+    bool maintenance;
+    bool leaving;      /* pool leave --evacuate in progress */
+    bool fenced;       /* fence confirmed; cleared when the host rejoins */
+};
+
+struct ha_db_vm {
+    char name[HA_NAME_MAX];
+    uint64_t mem_mb;
+    int cpus;
+    enum ha_protect protect;
+    int priority;      /* 1 (first) .. 5 */
+    int order;         /* within a priority, lower first */
+    bool want_running; /* desired state */
+    int host;          /* where the pool last placed it, HA_NO_HOST if nowhere */
+};
+
+struct ha_db {
+    uint64_t version; /* number of changes applied */
+    struct ha_settings set;
+    int preferred_master; /* HA_NO_HOST: lowest id wins */
+    int nhosts;
+    struct ha_db_host host[HA_MAX_HOSTS];
+    int nvms;
+    struct ha_db_vm *vm; /* nvms entries, owned */
+};
+
+enum ha_change_type {
+    HA_CHG_HOST_JOIN,
+    HA_CHG_HOST_LEAVE,      /* leaves the pool (also eject) */
+    HA_CHG_HOST_MAINT,      /* arg: on/off */
+    HA_CHG_HOST_LEAVING,    /* arg: on/off */
+    HA_CHG_HOST_FENCED,     /* arg: on/off */
+    HA_CHG_VM_PROTECT,      /* protect, priority, order */
+    HA_CHG_VM_WANT,         /* arg: want running */
+    HA_CHG_VM_PLACE,        /* host */
+    HA_CHG_PREFERRED_MASTER /* host */
+};
+
+struct ha_change {
+    enum ha_change_type type;
+    int host;
+    int vm;
+    int arg;
+    enum ha_protect protect;
+    int priority;
+    int order;
+};
+
+void ha_db_init(struct ha_db *db);
+void ha_db_free(struct ha_db *db);
+/* Adds a host or VM definition while the pool is being described (scenario
+ * or initial config).  Return the new index, or -EEXIST / -ENOSPC / -ENOMEM. */
+int ha_db_add_host(struct ha_db *db, const struct ha_db_host *h);
+int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v);
+int ha_db_find_host(const struct ha_db *db, const char *name);
+int ha_db_find_vm(const struct ha_db *db, const char *name);
+/* Applies one committed change.  Pure and deterministic: every member that
+ * applies the same sequence holds the same database. Returns 0 or -EINVAL. */
+int ha_db_apply(struct ha_db *db, const struct ha_change *c);
+ha_hostset ha_db_joined(const struct ha_db *db);
+
+/* ---------------------------------------------------------------- admin commands */
+enum ha_cmd_type {
+    HA_CMD_NONE,
+    HA_CMD_HOST_MAINT,     /* host maintenance H on|off */
+    HA_CMD_HOST_EVACUATE,  /* host evacuate H */
+    HA_CMD_HOST_FENCE,     /* host fence H --yes */
+    HA_CMD_VM_START,       /* vm start VM [--on H] */
+    HA_CMD_VM_STOP,        /* vm stop VM */
+    HA_CMD_VM_MIGRATE,     /* vm migrate VM H */
+    HA_CMD_VM_PROTECT,     /* vm protect VM [--restart|--best-effort] [--priority N] [--order N] */
+    HA_CMD_VM_UNPROTECT,   /* vm unprotect VM */
+    HA_CMD_POOL_JOIN,      /* pool join H (simulator spelling: the joining host) */
+    HA_CMD_POOL_LEAVE,     /* pool leave [H] [--evacuate] */
+    HA_CMD_POOL_EJECT,     /* pool eject H */
+    HA_CMD_DESIGNATE,      /* pool designate-master H */
+};
+
+struct ha_cmd {
+    enum ha_cmd_type type;
+    int host;  /* target host, HA_NO_HOST if none */
+    int vm;    /* target VM, -1 if none */
+    bool on;
+    bool force;
+    bool evacuate;
+    bool yes;
+    enum ha_protect protect; /* VM_PROTECT */
+    int priority;            /* 0: unchanged */
+    int order;               /* INT32_MIN: unchanged */
+    bool has_order;
+};
+
+/* Parses the words of a `vigil` command line (without "vigil") against the
+ * pool's names.  Returns 0, or -EINVAL with a message naming the bad word. */
+int ha_cmd_parse(const struct ha_db *db, int argc, char **argv, struct ha_cmd *out, char *err,
+                 size_t errlen);
+const char *ha_cmd_name(enum ha_cmd_type t);
+
+/* ---------------------------------------------------------------- events */
+enum ha_vm_obs {
+    HA_OBS_NONE,      /* not on this host */
+    HA_OBS_STARTING,
+    HA_OBS_RUNNING,
+    HA_OBS_STOPPING,
+    HA_OBS_MIGRATING, /* running here, moving to obs_to */
+    HA_OBS_CRASHED,   /* stopped without being asked to */
+};
+
+/* One slot of the heartbeat disk as read by a host. */
+#define HA_SLOT_SELF_FENCED 0x1u /* the host stopped its VMs and is rebooting */
+#define HA_SLOT_WATCHDOG 0x2u    /* its watchdog is armed */
+#define HA_SLOT_JOINING 0x4u     /* it has no corosync membership yet */
+struct ha_slot {
+    uint64_t seq;        /* bumped on every write; 0: never written */
+    uint32_t flags;
+    ha_hostset liveset;  /* the writer's corosync membership */
+    uint64_t poison;     /* mailbox: fence request sequence from the master */
+};
+
+enum ha_event_type {
+    HA_EV_MEMBERSHIP, /* corosync view changed */
+    HA_EV_DISK,       /* one heartbeat tick: read of every slot and the lease */
+    HA_EV_FENCE_DONE, /* a fence device answered */
+    HA_EV_VM_REPORT,  /* an agent reported a VM's state on a host */
+    HA_EV_INVENTORY,  /* u.report.host has now reported every VM it runs */
+    HA_EV_VM_FAILED,  /* an operation the core asked for failed */
+    HA_EV_CMD,        /* admin command */
+    HA_EV_TIMER,      /* the timer the core armed fired */
+};
+
+struct ha_event {
+    enum ha_event_type type;
+    ha_ms now;
+    union {
+        struct {
+            ha_hostset members;
+            bool quorate;
+        } membership;
+        struct {
+            bool ok;                         /* the read (and last write) worked */
+            int lease_owner;                 /* HA_NO_HOST: free */
+            uint64_t lease_counter;
+            struct ha_slot slot[HA_MAX_HOSTS];
+        } disk;
+        struct {
+            int host;
+            bool ok;
+            char why[HA_REASON_MAX];
+        } fence;
+        struct { /* VM_REPORT; INVENTORY uses host only */
+            int host;
+            int vm;
+            enum ha_vm_obs state;
+            int to; /* MIGRATING: destination */
+        } report;
+        struct {
+            int vm;
+            char why[HA_REASON_MAX];
+        } failed;
+        struct ha_cmd cmd;
+    } u;
+};
+
+/* ---------------------------------------------------------------- actions */
+enum ha_action_type {
+    HA_ACT_LOG,        /* a state change or decision worth a timeline line */
+    HA_ACT_TIMER,      /* call back with HA_EV_TIMER at `at` (replaces any earlier one) */
+    HA_ACT_FENCE,      /* power off `host` through its level-1 fence device */
+    HA_ACT_POISON,     /* write a fence request into `host`'s disk mailbox */
+    HA_ACT_SELF_FENCE, /* stop local VMs hard and reboot this host */
+    HA_ACT_DISK_WRITE, /* write our slot (and the lease block when lease_write) */
+    HA_ACT_VM_START,   /* start `vm` on `host` */
+    HA_ACT_VM_STOP,    /* stop `vm` on `host` */
+    HA_ACT_VM_MIGRATE, /* live-migrate `vm` from `host` to `to` */
+    HA_ACT_COMMIT,     /* replicate a database change to every member */
+    HA_ACT_CMD_DONE,   /* answer to an admin command: ok or refused with why */
+};
+
+struct ha_action {
+    enum ha_action_type type;
+    int host;
+    int vm;
+    int to;
+    ha_ms at;
+    bool ok;
+    struct ha_slot slot;        /* DISK_WRITE */
+    bool lease_write;           /* DISK_WRITE: also write the lease block */
+    int lease_owner;
+    uint64_t lease_counter;
+    struct ha_change change;    /* COMMIT */
+    char what[HA_REASON_MAX];   /* LOG: what happened; CMD_DONE: refusal */
+    char why[HA_REASON_MAX];    /* LOG: why */
+};
+
+struct ha_actions {
+    struct ha_action *v;
+    size_t n, cap;
+};
+void ha_actions_clear(struct ha_actions *a);
+void ha_actions_free(struct ha_actions *a);
+
+/* ---------------------------------------------------------------- the core */
+enum ha_host_state {
+    HA_HOST_OFFLINE,     /* never seen alive; owns nothing */
+    HA_HOST_ONLINE,
+    HA_HOST_MAINTENANCE,
+    HA_HOST_SUSPECT,     /* one channel lost */
+    HA_HOST_FENCING,
+    HA_HOST_FENCED,
+    HA_HOST_LEFT,
+};
+
+enum ha_vm_state {
+    HA_VM_STOPPED,
+    HA_VM_STARTING,
+    HA_VM_RUNNING,
+    HA_VM_STOPPING,
+    HA_VM_MIGRATING,
+    HA_VM_RECOVERING,
+    HA_VM_FAILED,
+};
+
+/* The two-channel liveness verdict (DESIGN.md table). */
+enum ha_verdict {
+    HA_ALIVE,
+    HA_STORAGE_ISOLATED, /* member, stale slot */
+    HA_NETWORK_ISOLATED, /* gone, fresh slot */
+    HA_DEAD,             /* gone, stale slot */
+    HA_UNKNOWN,          /* gone, and our own disk is unusable */
+};
+
+/* Outcome of the partition contest, from this host's side. */
+enum ha_side { HA_SIDE_UNDECIDED, HA_SIDE_WIN, HA_SIDE_LOSE };
+
+struct ha_core;
+
+struct ha_core *ha_core_new(const struct ha_db *db, int self);
+void ha_core_free(struct ha_core *c);
+/* Feeds one event; appends the resulting actions to out.  Never fails: bad
+ * events (unknown host index, ...) are logged and ignored. */
+void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_actions *out);
+
+/* Read-only queries for status output, `explain`, and simulator checks. */
+bool ha_core_is_master(const struct ha_core *c);
+enum ha_side ha_core_side(const struct ha_core *c);
+enum ha_host_state ha_core_host_state(const struct ha_core *c, int host);
+enum ha_verdict ha_core_verdict(const struct ha_core *c, int host);
+enum ha_vm_state ha_core_vm_state(const struct ha_core *c, int vm, int *host);
+/* Writes a sentence saying why the VM is where it is or why it is not
+ * running. */
+void ha_core_explain(const struct ha_core *c, int vm, char *buf, size_t len);
+bool ha_core_fence_confirmed(const struct ha_core *c, int host);
+
+const char *ha_host_state_name(enum ha_host_state s);
+const char *ha_vm_state_name(enum ha_vm_state s);
+const char *ha_verdict_name(enum ha_verdict v);
+const char *ha_protect_name(enum ha_protect p);
+const char *ha_obs_name(enum ha_vm_obs o);
+
+/* ---------------------------------------------------------------- parsing helpers */
+/* "30", "30s", "1500ms", "2m", "1h" -> ms.  Returns 0 or -EINVAL. */
+int ha_parse_duration(const char *s, ha_ms *out);
+/* "512M", "4G", "1T", plain number = MiB -> MiB.  Returns 0 or -EINVAL. */
+int ha_parse_size_mb(const char *s, uint64_t *out);
+/* Non-negative decimal integer within [min,max].  Returns 0 or -EINVAL. */
+int ha_parse_int(const char *s, long min, long max, long *out);
+/* Formats ms as "12.345s". */
+void ha_format_time(ha_ms t, char *buf, size_t len);
+
+static inline int ha_popcount(ha_hostset s) { return __builtin_popcountll(s); }
+
+#endif

@@ -1,0 +1,758 @@
+/* What the master decides: which hosts to fence, where VMs go after a
+ * failure, evacuation for maintenance and leave, and admin commands. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+
+struct usage {
+    uint64_t mem[HA_MAX_HOSTS];
+    int cpus[HA_MAX_HOSTS];
+    int vms[HA_MAX_HOSTS];
+};
+
+static bool obs_present(enum ha_vm_obs o)
+{
+    return o == HA_OBS_STARTING || o == HA_OBS_RUNNING || o == HA_OBS_STOPPING || o == HA_OBS_MIGRATING;
+}
+
+static void use(const struct ha_core *c, struct usage *u, int v, int h)
+{
+    if (h < 0 || h >= c->db->nhosts)
+        return;
+    u->mem[h] += c->db->vm[v].mem_mb;
+    u->cpus[h] += c->db->vm[v].cpus;
+    u->vms[h]++;
+}
+
+static void compute_usage(const struct ha_core *c, struct usage *u)
+{
+    memset(u, 0, sizeof *u);
+    for (int v = 0; v < c->nvm; v++) {
+        const struct vm_rt *rt = &c->vm[v];
+        int at = obs_present(rt->obs) ? rt->obs_host : HA_NO_HOST;
+        use(c, u, v, at);
+        if (rt->op == OP_START && rt->op_host != at)
+            use(c, u, v, rt->op_host);
+        if (rt->op == OP_MIGRATE && rt->op_to != at)
+            use(c, u, v, rt->op_to);
+    }
+}
+
+/* A host that may receive VMs. */
+static bool eligible(const struct ha_core *c, int h, const char **why)
+{
+    const struct ha_db_host *d = &c->db->host[h];
+    if (!d->joined)
+        *why = "not in the pool";
+    else if (d->fenced || c->fence[h].phase != F_IDLE)
+        *why = "fenced";
+    else if (c->verdict[h] != HA_ALIVE)
+        *why = ha_verdict_name(c->verdict[h]);
+    else if (d->maintenance)
+        *why = "in maintenance";
+    else if (d->leaving)
+        *why = "leaving the pool";
+    else if (!(c->inventory & HA_BIT(h)))
+        *why = "has not reported its VMs yet";
+    else
+        return true;
+    return false;
+}
+
+static bool fits(const struct ha_core *c, const struct usage *u, int v, int h)
+{
+    const struct ha_db_vm *vm = &c->db->vm[v];
+    const struct ha_db_host *d = &c->db->host[h];
+    return u->mem[h] + vm->mem_mb <= d->mem_mb &&
+           (double)(u->cpus[h] + vm->cpus) <= (double)d->cpus * c->db->set.cpu_overcommit;
+}
+
+/* Placement policy: among eligible hosts with room, the one with the most
+ * free memory after placement (keeps the pool balanced); ties go to fewer
+ * VMs, then to the lowest host id.  Returns HA_NO_HOST and a reason. */
+static int choose_host(const struct ha_core *c, const struct usage *u, int v, int avoid, int only,
+                       char *why, size_t len)
+{
+    int best = HA_NO_HOST;
+    uint64_t best_free = 0;
+    int ncand = 0;
+    for (int h = 0; h < c->db->nhosts; h++) {
+        const char *w;
+        if (h == avoid || (only != HA_NO_HOST && h != only) || !eligible(c, h, &w))
+            continue;
+        ncand++;
+        if (!fits(c, u, v, h))
+            continue;
+        uint64_t free_after = c->db->host[h].mem_mb - u->mem[h] - c->db->vm[v].mem_mb;
+        if (best == HA_NO_HOST || free_after > best_free ||
+            (free_after == best_free && u->vms[h] < u->vms[best])) {
+            best = h;
+            best_free = free_after;
+        }
+    }
+    if (best == HA_NO_HOST) {
+        const struct ha_db_vm *vm = &c->db->vm[v];
+        if (only != HA_NO_HOST) {
+            const char *w = "no room";
+            if (!eligible(c, only, &w) || only == avoid)
+                snprintf(why, len, "%s cannot take it: %s", hname(c, only), only == avoid ? "it just failed there" : w);
+            else
+                snprintf(why, len, "%s has not %llu MiB and %d vCPU free", hname(c, only),
+                         (unsigned long long)vm->mem_mb, vm->cpus);
+        } else if (!ncand)
+            snprintf(why, len, "no eligible host (all others are down, fenced or in maintenance)");
+        else
+            snprintf(why, len, "no host has %llu MiB and %d vCPU free", (unsigned long long)vm->mem_mb,
+                     vm->cpus);
+    }
+    return best;
+}
+
+static void set_reason(struct vm_rt *rt, const char *s) { snprintf(rt->reason, sizeof rt->reason, "%s", s); }
+
+static void start_vm(struct ha_core *c, struct usage *u, int v, int h, const char *why)
+{
+    struct vm_rt *rt = &c->vm[v];
+    struct ha_action *x = emit(c, HA_ACT_VM_START);
+    x->vm = v;
+    x->host = h;
+    snprintf(x->why, sizeof x->why, "%s", why);
+    rt->op = OP_START;
+    rt->op_host = h;
+    rt->op_deadline = c->now + c->db->set.op_timeout;
+    if (rt->obs_host == h && rt->obs == HA_OBS_CRASHED)
+        rt->restarts++;
+    else
+        rt->restarts = 0;
+    rt->attempts++;
+    rt->lost = false;
+    rt->on_host = HA_NO_HOST;
+    snprintf(rt->placed, sizeof rt->placed, "started on %s: %s", hname(c, h), why);
+    snprintf(rt->reason, sizeof rt->reason, "starting on %s: %s", hname(c, h), why);
+    if (c->db->vm[v].host != h)
+        commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = h});
+    use(c, u, v, h);
+}
+
+static void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, const char *why)
+{
+    struct vm_rt *rt = &c->vm[v];
+    struct ha_action *x = emit(c, HA_ACT_VM_MIGRATE);
+    x->vm = v;
+    x->host = from;
+    x->to = to;
+    snprintf(x->why, sizeof x->why, "%s", why);
+    rt->op = OP_MIGRATE;
+    rt->op_host = from;
+    rt->op_to = to;
+    rt->op_deadline = c->now + c->db->set.op_timeout;
+    snprintf(rt->reason, sizeof rt->reason, "migrating from %s to %s: %s", hname(c, from), hname(c, to), why);
+    use(c, u, v, to);
+}
+
+static void stop_vm(struct ha_core *c, int v, int h, const char *why)
+{
+    struct vm_rt *rt = &c->vm[v];
+    struct ha_action *x = emit(c, HA_ACT_VM_STOP);
+    x->vm = v;
+    x->host = h;
+    snprintf(x->why, sizeof x->why, "%s", why);
+    rt->op = OP_STOP;
+    rt->op_host = h;
+    rt->op_deadline = c->now + c->db->set.op_timeout;
+    snprintf(rt->reason, sizeof rt->reason, "stopping on %s: %s", hname(c, h), why);
+}
+
+/* ------------------------------------------------------------ agent reports */
+
+void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to)
+{
+    struct vm_rt *rt = &c->vm[v];
+    rt->obs_seq = ++c->report_seq;
+    if (obs_present(st)) {
+        rt->obs_host = host;
+        rt->obs = st;
+        rt->obs_to = st == HA_OBS_MIGRATING ? to : HA_NO_HOST;
+        rt->lost = false;
+        if (st == HA_OBS_RUNNING) {
+            if ((rt->op == OP_START && rt->op_host == host) || (rt->op == OP_MIGRATE && rt->op_to == host)) {
+                rt->op = OP_NONE;
+                rt->avoid_host = HA_NO_HOST;
+            }
+            rt->failed = false;
+            rt->attempts = 0;
+        }
+        return;
+    }
+    if (rt->obs_host != host && rt->obs_host != HA_NO_HOST)
+        return; /* a late report from where it no longer is */
+    rt->obs_host = st == HA_OBS_CRASHED ? host : HA_NO_HOST;
+    rt->obs = st;
+    if (rt->op == OP_STOP && rt->op_host == host)
+        rt->op = OP_NONE;
+    if (rt->op == OP_START && rt->op_host == host && st == HA_OBS_CRASHED) {
+        rt->op = OP_NONE;
+        rt->avoid_host = host;
+    }
+    if (st == HA_OBS_CRASHED && c->master)
+        logf_(c, "agent reported an unexpected stop", "%s crashed on %s", vname(c, v), hname(c, host));
+}
+
+void vm_failed(struct ha_core *c, int v, const char *why)
+{
+    struct vm_rt *rt = &c->vm[v];
+    if (rt->op == OP_NONE)
+        return;
+    int where = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
+    const char *what = rt->op == OP_START ? "start" : rt->op == OP_STOP ? "stop" : "migration";
+    logf_(c, why, "%s of %s on %s failed", what, vname(c, v), hname(c, where));
+    snprintf(rt->reason, sizeof rt->reason, "%s on %s failed: %s", what, hname(c, where), why);
+    if (rt->op != OP_STOP)
+        rt->avoid_host = where;
+    rt->op = OP_NONE;
+    if (c->db->vm[v].protect == HA_PROTECT_BEST_EFFORT && what[0] == 's' && what[2] == 'a' && rt->attempts >= 1) {
+        rt->failed = true;
+        snprintf(rt->reason, sizeof rt->reason, "failed: best-effort start on %s failed (%s); it gets one try",
+                 hname(c, where), why);
+    }
+}
+
+/* Everything that ran on h is off now. */
+void vms_host_fenced(struct ha_core *c, int h)
+{
+    for (int v = 0; v < c->nvm; v++) {
+        struct vm_rt *rt = &c->vm[v];
+        bool was_here = rt->obs_host == h && obs_present(rt->obs);
+        if (rt->obs_host == h) {
+            rt->obs_host = HA_NO_HOST;
+            rt->obs = HA_OBS_NONE;
+        }
+        if ((rt->op == OP_START && rt->op_host == h) || (rt->op == OP_MIGRATE && rt->op_host == h)) {
+            rt->op = OP_NONE;
+            was_here = true;
+        }
+        if (rt->op == OP_MIGRATE && rt->op_to == h)
+            rt->op = OP_NONE; /* stays on the source; the source's report says so */
+        if (was_here || c->db->vm[v].host == h) {
+            rt->lost = true;
+            rt->restarts = 0;
+            rt->attempts = 0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ reconcile */
+
+static bool owns_vms(const struct ha_core *c, int h)
+{
+    for (int v = 0; v < c->nvm; v++)
+        if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) ||
+            (c->db->vm[v].host == h && c->db->vm[v].want_running) ||
+            (c->vm[v].op != OP_NONE && (c->vm[v].op_host == h || c->vm[v].op_to == h)))
+            return true;
+    return false;
+}
+
+static void reconcile_hosts(struct ha_core *c)
+{
+    const struct ha_db *db = c->db;
+    for (int h = 0; h < db->nhosts; h++) {
+        if (h == c->self || !db->host[h].joined)
+            continue;
+        struct fence_state *f = &c->fence[h];
+        bool back = (c->members & HA_BIT(h)) && c->verdict[h] == HA_ALIVE;
+        if (db->host[h].fenced || f->phase == F_DONE) {
+            if (back) {
+                logf_(c, "it is a corosync member with a fresh disk slot again", "%s rejoined after its fence",
+                      hname(c, h));
+                if (db->host[h].fenced)
+                    commit(c, (struct ha_change){.type = HA_CHG_HOST_FENCED, .host = h, .vm = -1, .arg = 0});
+                *f = (struct fence_state){0};
+            } else if (f->phase != F_DONE) {
+                /* another master confirmed it: what ran there is off */
+                *f = (struct fence_state){.phase = F_DONE};
+                snprintf(f->how, sizeof f->how, "confirmed by an earlier master (pool database)");
+                vms_host_fenced(c, h);
+            }
+            continue;
+        }
+        if (f->phase != F_IDLE || c->verdict[h] == HA_ALIVE)
+            continue;
+        if (!(c->seen_alive & HA_BIT(h)) && !owns_vms(c, h))
+            continue; /* never seen and owns nothing: nothing to protect against */
+        char why[HA_REASON_MAX];
+        snprintf(why, sizeof why, "%s (corosync: %s, disk slot: %s)", ha_verdict_name(c->verdict[h]),
+                 (c->members & HA_BIT(h)) ? "member" : "gone", slot_fresh(c, h) ? "fresh" : "stale");
+        fence_start(c, h, why);
+    }
+}
+
+static int cmp_prio(const struct ha_core *c, int a, int b)
+{
+    const struct ha_db_vm *x = &c->db->vm[a], *y = &c->db->vm[b];
+    if (x->priority != y->priority)
+        return x->priority - y->priority;
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    return a - b;
+}
+
+static const struct ha_core *sort_ctx;
+static int sort_cb(const void *a, const void *b) { return cmp_prio(sort_ctx, *(const int *)a, *(const int *)b); }
+static void sort_vms(const struct ha_core *c, int *v, int n)
+{
+    sort_ctx = c;
+    qsort(v, (size_t)n, sizeof *v, sort_cb);
+}
+
+static void wait_for_fence_reason(struct ha_core *c, int v, int h)
+{
+    char buf[HA_REASON_MAX];
+    fence_describe(c, h, buf, sizeof buf);
+    set_reason(&c->vm[v], buf);
+}
+
+static void reconcile_vms(struct ha_core *c, struct usage *u)
+{
+    const struct ha_db *db = c->db;
+    int *todo = malloc((size_t)(c->nvm ? c->nvm : 1) * sizeof *todo);
+    if (!todo)
+        abort();
+    int ntodo = 0;
+
+    for (int v = 0; v < c->nvm; v++) {
+        struct vm_rt *rt = &c->vm[v];
+        const struct ha_db_vm *d = &db->vm[v];
+        if (rt->op != OP_NONE) {
+            if (c->now >= rt->op_deadline)
+                vm_failed(c, v, "no answer from the agent in time");
+            else {
+                int h = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
+                if (!host_alive(c, h) && db->host[h].joined)
+                    wait_for_fence_reason(c, v, h);
+                continue;
+            }
+        }
+        int at = obs_present(rt->obs) ? rt->obs_host : HA_NO_HOST;
+        if (at != HA_NO_HOST) {
+            if (!db->host[at].joined) {
+                snprintf(rt->reason, sizeof rt->reason, "running on %s, which is not in the pool", hname(c, at));
+                continue;
+            }
+            if (!host_alive(c, at)) {
+                wait_for_fence_reason(c, v, at);
+                continue;
+            }
+            if (d->host != at)
+                commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = at});
+            if (rt->placed[0] && strstr(rt->placed, hname(c, at)))
+                snprintf(rt->reason, sizeof rt->reason, "running on %s (%s)", hname(c, at), rt->placed);
+            else
+                snprintf(rt->reason, sizeof rt->reason, "running on %s", hname(c, at));
+            continue;
+        }
+        if (!d->want_running) {
+            set_reason(rt, "stopped: its desired state is stopped");
+            continue;
+        }
+        if (d->host != HA_NO_HOST && host_alive(c, d->host) && !(c->inventory & HA_BIT(d->host))) {
+            /* it may run there: never start it before that host said what it runs */
+            snprintf(rt->reason, sizeof rt->reason, "waiting for %s to report the VMs it runs", hname(c, d->host));
+            continue;
+        }
+        if (rt->failed)
+            continue;
+        int last = d->host;
+        if (last != HA_NO_HOST && db->host[last].joined && !host_alive(c, last) &&
+            !db->host[last].fenced && c->fence[last].phase != F_DONE) {
+            /* even a VM seen crashed there may have been restarted there since */
+            wait_for_fence_reason(c, v, last);
+            continue;
+        }
+        if (d->protect == HA_PROTECT_OFF) {
+            set_reason(rt, "stopped: not protected (ha=off), so vigil does not restart it");
+            continue;
+        }
+        if (d->protect == HA_PROTECT_BEST_EFFORT && rt->attempts >= 1) {
+            rt->failed = true;
+            set_reason(rt, "failed: best-effort gets one try after a failure, and it was used");
+            continue;
+        }
+        todo[ntodo++] = v;
+    }
+
+    sort_vms(c, todo, ntodo);
+    for (int i = 0; i < ntodo; i++) {
+        int v = todo[i];
+        struct vm_rt *rt = &c->vm[v];
+        const struct ha_db_vm *d = &db->vm[v];
+        char why[HA_REASON_MAX];
+        bool crashed_here = rt->obs == HA_OBS_CRASHED && rt->obs_host != HA_NO_HOST && host_alive(c, rt->obs_host);
+        int h;
+        if (rt->on_host != HA_NO_HOST) {
+            h = choose_host(c, u, v, HA_NO_HOST, rt->on_host, why, sizeof why);
+            if (h != HA_NO_HOST)
+                start_vm(c, u, v, h, "administrator asked for this host");
+        } else if (crashed_here && rt->restarts < db->set.max_restart && d->protect == HA_PROTECT_RESTART &&
+                   rt->avoid_host != rt->obs_host) {
+            h = rt->obs_host;
+            if (fits(c, u, v, h) && c->db->host[h].maintenance == false) {
+                snprintf(why, sizeof why, "crashed; restart %d of %d in place", rt->restarts + 1, db->set.max_restart);
+                start_vm(c, u, v, h, why);
+            } else
+                h = HA_NO_HOST, snprintf(why, sizeof why, "crashed and its host has no room to restart it");
+        } else {
+            int avoid = crashed_here ? rt->obs_host : rt->avoid_host;
+            h = choose_host(c, u, v, avoid, HA_NO_HOST, why, sizeof why);
+            if (h != HA_NO_HOST) {
+                char w2[HA_REASON_MAX];
+                if (crashed_here)
+                    snprintf(w2, sizeof w2, "crashed %d times on %s: relocating", rt->restarts + 1, hname(c, rt->obs_host));
+                else if (rt->lost && d->host != HA_NO_HOST)
+                    snprintf(w2, sizeof w2, "recovery after %s was fenced (priority %d)", hname(c, d->host), d->priority);
+                else
+                    snprintf(w2, sizeof w2, "desired running (priority %d)", d->priority);
+                start_vm(c, u, v, h, w2);
+            }
+        }
+        if (h == HA_NO_HOST) {
+            snprintf(rt->reason, sizeof rt->reason, "waiting: %s", why);
+            if (rt->avoid_host != HA_NO_HOST)
+                rt->avoid_host = HA_NO_HOST; /* give the failed host another chance next time */
+        }
+    }
+    free(todo);
+}
+
+static void reconcile_evacuation(struct ha_core *c, struct usage *u)
+{
+    const struct ha_db *db = c->db;
+    int *list = malloc((size_t)(c->nvm ? c->nvm : 1) * sizeof *list);
+    if (!list)
+        abort();
+    for (int x = 0; x < db->nhosts; x++) {
+        const struct ha_db_host *d = &db->host[x];
+        if (!d->joined || !(d->maintenance || d->leaving) || c->verdict[x] != HA_ALIVE || d->fenced)
+            continue;
+        int inflight = 0, n = 0;
+        for (int v = 0; v < c->nvm; v++) {
+            const struct vm_rt *rt = &c->vm[v];
+            if (rt->op == OP_MIGRATE && rt->op_host == x)
+                inflight++;
+            else if (rt->op == OP_NONE && rt->obs_host == x && rt->obs == HA_OBS_RUNNING)
+                list[n++] = v;
+        }
+        sort_vms(c, list, n);
+        for (int i = 0; i < n && inflight < db->set.evacuate_concurrency; i++) {
+            int v = list[i];
+            char why[HA_REASON_MAX];
+            int to = choose_host(c, u, v, x, HA_NO_HOST, why, sizeof why);
+            if (to == HA_NO_HOST) {
+                snprintf(c->vm[v].reason, sizeof c->vm[v].reason, "cannot leave %s (%s): %s", hname(c, x),
+                         d->leaving ? "leaving the pool" : "maintenance", why);
+                continue;
+            }
+            snprintf(why, sizeof why, "evacuating %s (%s)", hname(c, x), d->leaving ? "leaving the pool" : "maintenance");
+            migrate_vm(c, u, v, x, to, why);
+            inflight++;
+        }
+    }
+    free(list);
+}
+
+static void reconcile_leaving(struct ha_core *c)
+{
+    const struct ha_db *db = c->db;
+    for (int x = 0; x < db->nhosts; x++) {
+        if (!db->host[x].joined || !db->host[x].leaving)
+            continue;
+        if (x == c->self) {
+            /* hand mastership over before leaving */
+            int next = HA_NO_HOST;
+            for (int h = 0; h < db->nhosts && next == HA_NO_HOST; h++)
+                if (h != x && host_alive(c, h) && !db->host[h].leaving && (c->members & HA_BIT(h)))
+                    next = h;
+            if (next != HA_NO_HOST && db->preferred_master != next) {
+                logf_(c, "the master is leaving the pool", "handing mastership over to %s", hname(c, next));
+                commit(c, (struct ha_change){.type = HA_CHG_PREFERRED_MASTER, .host = next, .vm = -1});
+            }
+            continue;
+        }
+        bool busy = false;
+        for (int v = 0; v < c->nvm && !busy; v++) {
+            const struct vm_rt *rt = &c->vm[v];
+            busy = (rt->obs_host == x && obs_present(rt->obs) && db->vm[v].protect != HA_PROTECT_OFF) ||
+                   (rt->op != OP_NONE && (rt->op_host == x || rt->op_to == x));
+        }
+        if (!busy) {
+            logf_(c, "no protected VM is left on it", "%s left the pool", hname(c, x));
+            commit(c, (struct ha_change){.type = HA_CHG_HOST_LEAVE, .host = x, .vm = -1});
+        }
+    }
+}
+
+void master_reconcile(struct ha_core *c)
+{
+    reconcile_hosts(c);
+    fence_tick(c);
+    struct usage u;
+    compute_usage(c, &u);
+    reconcile_vms(c, &u);
+    reconcile_evacuation(c, &u);
+    reconcile_leaving(c);
+}
+
+ha_ms ops_next_deadline(const struct ha_core *c)
+{
+    ha_ms t = 0;
+    for (int v = 0; v < c->nvm; v++)
+        if (c->vm[v].op != OP_NONE && (!t || c->vm[v].op_deadline < t))
+            t = c->vm[v].op_deadline;
+    return t;
+}
+
+/* ------------------------------------------------------------ admin commands */
+
+static int answer(struct ha_core *c, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int answer(struct ha_core *c, bool ok, const char *fmt, ...)
+{
+    struct ha_action *x = emit(c, HA_ACT_CMD_DONE);
+    x->ok = ok;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->what, sizeof x->what, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+static int count_protected_on(const struct ha_core *c, int h, char *names, size_t len)
+{
+    int n = 0;
+    names[0] = 0;
+    for (int v = 0; v < c->nvm; v++) {
+        const struct vm_rt *rt = &c->vm[v];
+        if (rt->obs_host == h && obs_present(rt->obs) && c->db->vm[v].protect != HA_PROTECT_OFF) {
+            size_t l = strlen(names);
+            if (n < 4)
+                snprintf(names + l, len - l, "%s%s", n ? ", " : "", vname(c, v));
+            else if (n == 4)
+                snprintf(names + l, len - l, ", ...");
+            n++;
+        }
+    }
+    return n;
+}
+
+static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
+{
+    const struct ha_db *db = c->db;
+    int h = cmd->host, v = cmd->vm;
+    const char *w = "";
+    char buf[HA_REASON_MAX];
+    struct usage u;
+    compute_usage(c, &u);
+    if ((h != HA_NO_HOST && (h < 0 || h >= db->nhosts)) || (v != -1 && (v < 0 || v >= db->nvms))) {
+        return answer(c, false, "unknown host or VM");
+    }
+
+    switch (cmd->type) {
+    case HA_CMD_HOST_MAINT:
+    case HA_CMD_HOST_EVACUATE: {
+        bool on = cmd->type == HA_CMD_HOST_EVACUATE || cmd->on;
+        if (!db->host[h].joined)
+            return answer(c, false, "%s is not in the pool", hname(c, h));
+        if (on && !host_alive(c, h))
+            return answer(c, false, "%s is %s: only a live host can enter maintenance", hname(c, h),
+                          ha_host_state_name(ha_core_host_state(c, h)));
+        if (db->host[h].maintenance != on)
+            commit(c, (struct ha_change){.type = HA_CHG_HOST_MAINT, .host = h, .vm = -1, .arg = on});
+        logf_(c, "administrator command", "%s maintenance %s", hname(c, h), on ? "on" : "off");
+        return answer(c, true, "%s maintenance %s", hname(c, h), on ? "on" : "off");
+    }
+    case HA_CMD_HOST_FENCE:
+        if (!db->host[h].joined)
+            return answer(c, false, "%s is not in the pool", hname(c, h));
+        if (h == c->self)
+            return answer(c, false, "%s is the master: designate another master first (pool designate-master)",
+                          hname(c, h));
+        if (c->fence[h].phase == F_DONE || db->host[h].fenced)
+            return answer(c, true, "%s is already fenced", hname(c, h));
+        fence_start(c, h, "administrator command: host fence");
+        return answer(c, true, "fencing %s", hname(c, h));
+    case HA_CMD_VM_START: {
+        struct vm_rt *rt = &c->vm[v];
+        if (obs_present(rt->obs) || rt->op == OP_START)
+            return answer(c, true, "%s is already %s on %s", vname(c, v), ha_obs_name(rt->obs),
+                          hname(c, rt->obs_host != HA_NO_HOST ? rt->obs_host : rt->op_host));
+        if (h != HA_NO_HOST && !eligible(c, h, &w))
+            return answer(c, false, "%s cannot take %s: %s", hname(c, h), vname(c, v), w);
+        if (h != HA_NO_HOST && !fits(c, &u, v, h))
+            return answer(c, false, "%s has not %llu MiB and %d vCPU free for %s", hname(c, h),
+                          (unsigned long long)db->vm[v].mem_mb, db->vm[v].cpus, vname(c, v));
+        if (h == HA_NO_HOST && choose_host(c, &u, v, HA_NO_HOST, HA_NO_HOST, buf, sizeof buf) == HA_NO_HOST)
+            return answer(c, false, "cannot start %s: %s", vname(c, v), buf);
+        rt->failed = false;
+        rt->attempts = 0;
+        rt->avoid_host = HA_NO_HOST;
+        rt->on_host = h;
+        if (!db->vm[v].want_running)
+            commit(c, (struct ha_change){.type = HA_CHG_VM_WANT, .vm = v, .host = HA_NO_HOST, .arg = 1});
+        if (db->vm[v].protect == HA_PROTECT_OFF) {
+            int to = choose_host(c, &u, v, HA_NO_HOST, h, buf, sizeof buf);
+            start_vm(c, &u, v, to, "administrator command: vm start");
+        }
+        return answer(c, true, "starting %s", vname(c, v));
+    }
+    case HA_CMD_VM_STOP: {
+        struct vm_rt *rt = &c->vm[v];
+        if (db->vm[v].want_running)
+            commit(c, (struct ha_change){.type = HA_CHG_VM_WANT, .vm = v, .host = HA_NO_HOST, .arg = 0});
+        rt->failed = false;
+        if (obs_present(rt->obs) && host_alive(c, rt->obs_host) && rt->op != OP_STOP) {
+            if (rt->op == OP_MIGRATE)
+                return answer(c, false, "%s is migrating: stop it once the migration ends", vname(c, v));
+            stop_vm(c, v, rt->obs_host, "administrator command: vm stop");
+        }
+        return answer(c, true, "stopping %s", vname(c, v));
+    }
+    case HA_CMD_VM_MIGRATE: {
+        struct vm_rt *rt = &c->vm[v];
+        if (rt->op != OP_NONE)
+            return answer(c, false, "%s has an operation in progress", vname(c, v));
+        if (rt->obs != HA_OBS_RUNNING || !host_alive(c, rt->obs_host))
+            return answer(c, false, "%s is not running on a live host", vname(c, v));
+        if (rt->obs_host == h)
+            return answer(c, true, "%s already runs on %s", vname(c, v), hname(c, h));
+        if (!eligible(c, h, &w))
+            return answer(c, false, "%s cannot take %s: %s", hname(c, h), vname(c, v), w);
+        if (!fits(c, &u, v, h))
+            return answer(c, false, "%s has not %llu MiB and %d vCPU free for %s", hname(c, h),
+                          (unsigned long long)db->vm[v].mem_mb, db->vm[v].cpus, vname(c, v));
+        migrate_vm(c, &u, v, rt->obs_host, h, "administrator command: vm migrate");
+        return answer(c, true, "migrating %s to %s", vname(c, v), hname(c, h));
+    }
+    case HA_CMD_VM_PROTECT:
+    case HA_CMD_VM_UNPROTECT: {
+        struct ha_change ch = {.type = HA_CHG_VM_PROTECT, .vm = v, .host = HA_NO_HOST,
+                               .protect = cmd->type == HA_CMD_VM_UNPROTECT ? HA_PROTECT_OFF : cmd->protect,
+                               .priority = cmd->priority ? cmd->priority : db->vm[v].priority,
+                               .order = cmd->has_order ? cmd->order : db->vm[v].order};
+        commit(c, ch);
+        c->vm[v].attempts = 0;
+        c->vm[v].failed = false;
+        return answer(c, true, "%s protection: %s, priority %d, order %d", vname(c, v), ha_protect_name(ch.protect),
+                      ch.priority, ch.order);
+    }
+    case HA_CMD_POOL_JOIN:
+        if (db->host[h].joined)
+            return answer(c, false, "%s is already in the pool", hname(c, h));
+        commit(c, (struct ha_change){.type = HA_CHG_HOST_JOIN, .host = h, .vm = -1});
+        logf_(c, "administrator command", "%s joined the pool", hname(c, h));
+        return answer(c, true, "%s joined the pool", hname(c, h));
+    case HA_CMD_POOL_LEAVE: {
+        if (h == HA_NO_HOST)
+            h = c->self;
+        if (!db->host[h].joined)
+            return answer(c, false, "%s is not in the pool", hname(c, h));
+        if (!host_alive(c, h))
+            return answer(c, false, "%s is %s: a host that is down cannot leave; eject it instead", hname(c, h),
+                          ha_host_state_name(ha_core_host_state(c, h)));
+        int others = 0;
+        for (int x = 0; x < db->nhosts; x++)
+            others += x != h && host_alive(c, x);
+        if (!others)
+            return answer(c, false, "%s is the last live host of the pool", hname(c, h));
+        int n = count_protected_on(c, h, buf, sizeof buf);
+        if (n && !cmd->evacuate)
+            return answer(c, false, "%s runs %d protected VM(s) (%s): use --evacuate or move them first", hname(c, h),
+                          n, buf);
+        commit(c, (struct ha_change){.type = HA_CHG_HOST_LEAVING, .host = h, .vm = -1, .arg = 1});
+        logf_(c, "administrator command", "%s is leaving the pool%s", hname(c, h), n ? " after evacuating" : "");
+        return answer(c, true, "%s is leaving the pool", hname(c, h));
+    }
+    case HA_CMD_POOL_EJECT:
+        if (!db->host[h].joined)
+            return answer(c, false, "%s is not in the pool", hname(c, h));
+        if (host_alive(c, h))
+            return answer(c, false, "%s is alive: run pool leave on it instead", hname(c, h));
+        if (!db->host[h].fenced && c->fence[h].phase != F_DONE && owns_vms(c, h))
+            return answer(c, false, "%s is not fenced and may still run VMs: fence it first (host fence %s --yes)",
+                          hname(c, h), hname(c, h));
+        commit(c, (struct ha_change){.type = HA_CHG_HOST_LEAVE, .host = h, .vm = -1});
+        c->fence[h] = (struct fence_state){0};
+        logf_(c, "administrator command", "%s ejected from the pool", hname(c, h));
+        return answer(c, true, "%s ejected", hname(c, h));
+    case HA_CMD_DESIGNATE:
+        if (!host_alive(c, h) || db->host[h].leaving)
+            return answer(c, false, "%s is not a live pool member: it cannot be master", hname(c, h));
+        commit(c, (struct ha_change){.type = HA_CHG_PREFERRED_MASTER, .host = h, .vm = -1});
+        return answer(c, true, "%s designated as master", hname(c, h));
+    case HA_CMD_NONE:
+        break;
+    }
+    return answer(c, false, "unsupported command");
+}
+
+void master_command(struct ha_core *c, const struct ha_cmd *cmd) { (void)do_command(c, cmd); }
+
+/* ------------------------------------------------------------ queries */
+
+enum ha_vm_state ha_core_vm_state(const struct ha_core *c, int v, int *host)
+{
+    int dummy;
+    if (!host)
+        host = &dummy;
+    *host = HA_NO_HOST;
+    if (v < 0 || v >= c->nvm)
+        return HA_VM_STOPPED;
+    const struct vm_rt *rt = &c->vm[v];
+    const struct ha_db_vm *d = &c->db->vm[v];
+    switch (rt->op) {
+    case OP_START:
+        *host = rt->op_host;
+        return HA_VM_STARTING;
+    case OP_MIGRATE:
+        *host = rt->op_host;
+        return HA_VM_MIGRATING;
+    case OP_STOP:
+        *host = rt->op_host;
+        return HA_VM_STOPPING;
+    case OP_NONE:
+        break;
+    }
+    if (obs_present(rt->obs)) {
+        *host = rt->obs_host;
+        if (c->master && !host_alive(c, rt->obs_host) && c->db->host[rt->obs_host].joined)
+            return d->protect != HA_PROTECT_OFF ? HA_VM_RECOVERING : HA_VM_RUNNING;
+        static const enum ha_vm_state map[] = {
+            [HA_OBS_STARTING] = HA_VM_STARTING, [HA_OBS_RUNNING] = HA_VM_RUNNING,
+            [HA_OBS_STOPPING] = HA_VM_STOPPING, [HA_OBS_MIGRATING] = HA_VM_MIGRATING};
+        return map[rt->obs];
+    }
+    if (rt->failed)
+        return HA_VM_FAILED;
+    if (d->want_running && d->protect != HA_PROTECT_OFF)
+        return HA_VM_RECOVERING;
+    return HA_VM_STOPPED;
+}
+
+void ha_core_explain(const struct ha_core *c, int v, char *buf, size_t len)
+{
+    if (v < 0 || v >= c->nvm) {
+        snprintf(buf, len, "unknown VM");
+        return;
+    }
+    int h;
+    enum ha_vm_state s = ha_core_vm_state(c, v, &h);
+    const struct vm_rt *rt = &c->vm[v];
+    if (!c->master)
+        snprintf(buf, len, "%s: %s (this host is not the master; the master knows why)", vname(c, v),
+                 ha_vm_state_name(s));
+    else
+        snprintf(buf, len, "%s: %s: %s", vname(c, v), ha_vm_state_name(s),
+                 rt->reason[0] ? rt->reason : "no decision taken yet");
+}

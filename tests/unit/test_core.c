@@ -1,0 +1,488 @@
+/* The pure core, driven event by event: two-channel verdicts, the partition
+ * contest, the master lease, fencing levels, and the rule that nothing is
+ * recovered before its host's fence is confirmed. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ha/ha.h"
+
+struct rig {
+    struct ha_db db;
+    struct ha_core *c;
+    struct ha_actions acts; /* actions of the last step */
+    struct ha_slot slot[HA_MAX_HOSTS];
+    int lease_owner;
+    uint64_t lease_counter;
+    ha_ms now;
+};
+
+static void setup(struct rig *r, int nhosts, bool watchdog)
+{
+    memset(r, 0, sizeof *r);
+    ha_db_init(&r->db);
+    r->db.set.watchdog = watchdog;
+    for (int i = 0; i < nhosts; i++) {
+        struct ha_db_host h = {.mem_mb = 8192, .cpus = 4, .joined = true, .fence_ipmi = true};
+        snprintf(h.name, sizeof h.name, "h%d", i + 1);
+        ha_db_add_host(&r->db, &h);
+    }
+    struct ha_db_vm v = {.mem_mb = 1024, .cpus = 1, .priority = 3, .protect = HA_PROTECT_RESTART,
+                         .want_running = true, .host = nhosts - 1};
+    strcpy(v.name, "web1");
+    ha_db_add_vm(&r->db, &v);
+    r->c = ha_core_new(&r->db, 0);
+    r->lease_owner = HA_NO_HOST;
+    ck_assert_ptr_nonnull(r->c);
+}
+
+static void teardown(struct rig *r)
+{
+    ha_core_free(r->c);
+    ha_actions_free(&r->acts);
+    ha_db_free(&r->db);
+}
+
+static void step(struct rig *r, struct ha_event *ev)
+{
+    ev->now = r->now;
+    ha_actions_clear(&r->acts);
+    ha_core_step(r->c, ev, &r->acts);
+    for (size_t i = 0; i < r->acts.n; i++) {
+        const struct ha_action *a = &r->acts.v[i];
+        if (a->type == HA_ACT_COMMIT)
+            ck_assert_int_eq(ha_db_apply(&r->db, &a->change), 0);
+        if (a->type == HA_ACT_DISK_WRITE) {
+            uint64_t p = r->slot[0].poison;
+            r->slot[0] = a->slot;
+            r->slot[0].poison = p;
+            if (a->lease_write) {
+                r->lease_owner = a->lease_owner;
+                r->lease_counter = a->lease_counter;
+            }
+        }
+    }
+}
+
+static int count(const struct rig *r, enum ha_action_type t)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->acts.n; i++)
+        n += r->acts.v[i].type == t;
+    return n;
+}
+
+static void membership(struct rig *r, ha_hostset m, bool quorate)
+{
+    struct ha_event ev = {.type = HA_EV_MEMBERSHIP};
+    ev.u.membership.members = m;
+    ev.u.membership.quorate = quorate;
+    step(r, &ev);
+}
+
+/* One heartbeat tick: hosts in `writing` bump their slot with the given
+ * liveset; then our core reads everything. */
+static void tick(struct rig *r, ha_hostset writing, ha_hostset liveset, bool ok)
+{
+    for (int h = 1; h < r->db.nhosts; h++)
+        if (writing & HA_BIT(h)) {
+            r->slot[h].seq++;
+            r->slot[h].liveset = liveset;
+            r->slot[h].flags = r->db.set.watchdog ? HA_SLOT_WATCHDOG : 0;
+        }
+    struct ha_event *ev = calloc(1, sizeof *ev);
+    ev->type = HA_EV_DISK;
+    ev->u.disk.ok = ok;
+    ev->u.disk.lease_owner = r->lease_owner;
+    ev->u.disk.lease_counter = r->lease_counter;
+    memcpy(ev->u.disk.slot, r->slot, sizeof r->slot);
+    step(r, ev);
+    free(ev);
+}
+
+static void report(struct rig *r, int host, int vm, enum ha_vm_obs st)
+{
+    struct ha_event ev = {.type = HA_EV_VM_REPORT};
+    ev.u.report.host = host;
+    ev.u.report.vm = vm;
+    ev.u.report.state = st;
+    ev.u.report.to = HA_NO_HOST;
+    step(r, &ev);
+}
+
+static void inventory(struct rig *r, int host)
+{
+    struct ha_event ev = {.type = HA_EV_INVENTORY};
+    ev.u.report.host = host;
+    step(r, &ev);
+}
+
+/* A healthy 3-host pool where our host (h1) became master. */
+static void healthy_master(struct rig *r, bool watchdog)
+{
+    setup(r, 3, watchdog);
+    membership(r, 7, true);
+    report(r, 2, 0, HA_OBS_RUNNING);
+    for (int h = 0; h < 3; h++)
+        inventory(r, h);
+    for (int i = 0; i < 3; i++) {
+        r->now += 1000;
+        tick(r, 6, 7, true);
+    }
+    ck_assert(ha_core_is_master(r->c));
+    ck_assert_int_eq(r->lease_owner, 0);
+    int where;
+    ck_assert_int_eq(ha_core_vm_state(r->c, 0, &where), HA_VM_RUNNING);
+    ck_assert_int_eq(where, 2);
+}
+
+START_TEST(verdict_table)
+{
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 7, true);
+    r.now = 1000;
+    tick(&r, 6, 7, true);
+    ck_assert_int_eq(ha_core_verdict(r.c, 1), HA_ALIVE);
+    /* h3 leaves corosync but keeps writing: network-isolated */
+    membership(&r, 3, true);
+    r.now += 1000;
+    tick(&r, 6, 7, true);
+    ck_assert_int_eq(ha_core_verdict(r.c, 2), HA_NETWORK_ISOLATED);
+    /* h2 stays a member but stops writing; h3 stops too */
+    for (int i = 0; i < 4; i++) {
+        r.now += 1000;
+        tick(&r, 0, 0, true);
+    }
+    ck_assert_int_eq(ha_core_verdict(r.c, 1), HA_STORAGE_ISOLATED);
+    ck_assert_int_eq(ha_core_verdict(r.c, 2), HA_DEAD);
+    /* our own disk fails: we can no longer tell a gone host's disk state */
+    for (int i = 0; i < 5; i++) {
+        r.now += 1000;
+        tick(&r, 0, 0, false);
+    }
+    ck_assert_int_eq(ha_core_verdict(r.c, 2), HA_UNKNOWN);
+    ck_assert_int_eq(ha_core_verdict(r.c, 1), HA_ALIVE);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(our_failing_reads_never_make_peers_dead)
+{
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 1, false);
+    r.now = 1000;
+    tick(&r, 6, 6, true);
+    /* three failed reads in a row, then one good read: peers stay fresh */
+    for (int i = 0; i < 3; i++) {
+        r.now += 1000;
+        tick(&r, 6, 6, false);
+    }
+    r.now += 1000;
+    tick(&r, 6, 6, true);
+    ck_assert_int_eq(ha_core_verdict(r.c, 1), HA_NETWORK_ISOLATED);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(minority_with_vms_self_fences)
+{
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 7, true);
+    r.now = 1000;
+    tick(&r, 6, 7, true);
+    report(&r, 0, 0, HA_OBS_RUNNING); /* a VM runs on us */
+    membership(&r, 1, false);         /* we are cut off */
+    r.now += 1000;
+    tick(&r, 6, 7, true); /* the others have not noticed yet: wait */
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_UNDECIDED);
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 0);
+    r.now += 1000;
+    tick(&r, 6, 6, true); /* they report {h2,h3}: we lost */
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_LOSE);
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 1);
+    ck_assert(r.slot[0].flags & HA_SLOT_SELF_FENCED); /* recorded on the disk first */
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(minority_without_vms_stays_passive)
+{
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 1, false);
+    r.now = 1000;
+    tick(&r, 6, 6, true);
+    r.now += 1000;
+    tick(&r, 6, 6, true);
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_LOSE);
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 0);
+    ck_assert(!ha_core_is_master(r.c));
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(tie_goes_to_lease_holder)
+{
+    struct rig r;
+    setup(&r, 2, true);
+    membership(&r, 1, false);
+    r.lease_owner = 1; /* h2 holds the lease and keeps renewing it */
+    for (int i = 0; i < 3; i++) {
+        r.now += 1000;
+        r.lease_counter++;
+        tick(&r, 2, 2, true);
+    }
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_LOSE);
+    teardown(&r);
+
+    setup(&r, 2, true);
+    membership(&r, 3, true);
+    for (int i = 0; i < 3; i++) {
+        r.now += 1000;
+        tick(&r, 2, 3, true);
+    }
+    ck_assert(ha_core_is_master(r.c));
+    membership(&r, 1, false);
+    r.now += 1000;
+    tick(&r, 2, 2, true);
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_WIN);
+    ck_assert(ha_core_is_master(r.c));
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(survivor_of_two_failures_keeps_running)
+{
+    /* h3 then h2 die: h1 alone is not corosync-quorate, but both peers are
+     * dead on both channels, so it keeps the right to run. */
+    struct rig r;
+    healthy_master(&r, true);
+    membership(&r, 3, true);
+    for (int i = 0; i < 6; i++) {
+        r.now += 1000;
+        tick(&r, 2, 3, true);
+    }
+    membership(&r, 1, false);
+    for (int i = 0; i < 6; i++) {
+        r.now += 1000;
+        tick(&r, 0, 0, true);
+    }
+    ck_assert_int_eq(ha_core_side(r.c), HA_SIDE_WIN);
+    ck_assert(ha_core_is_master(r.c));
+    ck_assert_int_eq(ha_core_verdict(r.c, 1), HA_DEAD);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(no_recovery_before_fence_confirmed)
+{
+    struct rig r;
+    healthy_master(&r, true);
+    /* h3 (running web1) vanishes from corosync */
+    membership(&r, 3, true);
+    ck_assert_int_eq(count(&r, HA_ACT_FENCE), 1);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    ck_assert_int_eq(ha_core_host_state(r.c, 2), HA_HOST_FENCING);
+    /* a second reason to fence collapses into the running request */
+    r.now += 1000;
+    tick(&r, 2, 3, true);
+    ck_assert_int_eq(count(&r, HA_ACT_FENCE), 0);
+    /* the BMC fails: escalate to the disk; still nothing started */
+    struct ha_event f = {.type = HA_EV_FENCE_DONE};
+    f.u.fence.host = 2;
+    f.u.fence.ok = false;
+    strcpy(f.u.fence.why, "timeout");
+    step(&r, &f);
+    ck_assert_int_eq(count(&r, HA_ACT_POISON), 1);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    char buf[512];
+    ha_core_explain(r.c, 0, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "waiting for fence of h3") && strstr(buf, "disk confirmation in"), "%s", buf);
+    /* msgwait (10 s) not elapsed: nothing */
+    for (int i = 0; i < 9; i++) {
+        r.now += 1000;
+        tick(&r, 2, 3, true);
+        ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    }
+    r.now += 1000;
+    tick(&r, 2, 3, true);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    ck_assert(r.db.host[2].fenced);
+    ck_assert_int_eq(ha_core_host_state(r.c, 2), HA_HOST_FENCED);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(no_watchdog_means_disk_cannot_confirm)
+{
+    struct rig r;
+    healthy_master(&r, false);
+    membership(&r, 3, true);
+    struct ha_event f = {.type = HA_EV_FENCE_DONE};
+    f.u.fence.host = 2;
+    f.u.fence.ok = false;
+    step(&r, &f);
+    for (int i = 0; i < 40; i++) {
+        r.now += 1000;
+        tick(&r, 2, 3, true);
+        ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+        for (size_t k = 0; k < r.acts.n; k++)
+            if (r.acts.v[k].type == HA_ACT_FENCE) { /* retried rounds fail too */
+                step(&r, &f);
+            }
+    }
+    ck_assert(!r.db.host[2].fenced);
+    char buf[512];
+    ha_core_explain(r.c, 0, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "waiting for fence of h3"), "%s", buf);
+    /* the BMC answers again: the next round confirms and recovery starts */
+    f.u.fence.ok = true;
+    for (int i = 0; i < 40 && !r.db.host[2].fenced; i++) {
+        r.now += 1000;
+        tick(&r, 2, 3, true);
+        for (size_t k = 0; k < r.acts.n; k++)
+            if (r.acts.v[k].type == HA_ACT_FENCE)
+                step(&r, &f);
+    }
+    ck_assert(r.db.host[2].fenced);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(self_fence_record_confirms)
+{
+    struct rig r;
+    healthy_master(&r, false);
+    r.db.host[2].fence_ipmi = false; /* no BMC: disk only */
+    membership(&r, 3, true);
+    ck_assert_int_eq(count(&r, HA_ACT_POISON), 1);
+    r.slot[2].flags |= HA_SLOT_SELF_FENCED;
+    r.now += 1000;
+    tick(&r, 0, 0, true);
+    ck_assert(r.db.host[2].fenced);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(poison_pill_in_our_mailbox)
+{
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 7, true);
+    r.now = 1000;
+    tick(&r, 6, 7, true);
+    r.slot[0].poison = 1;
+    r.now += 1000;
+    tick(&r, 6, 7, true);
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 1);
+    /* a dead core ignores everything afterwards */
+    r.now += 1000;
+    tick(&r, 6, 7, true);
+    ck_assert_uint_eq(r.acts.n, 0);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(crash_restarts_in_place_then_relocates)
+{
+    struct rig r;
+    healthy_master(&r, true);
+    for (int round = 0; round < 3; round++) {
+        report(&r, 2, 0, HA_OBS_CRASHED);
+        ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+        int target = -1;
+        for (size_t k = 0; k < r.acts.n; k++)
+            if (r.acts.v[k].type == HA_ACT_VM_START)
+                target = r.acts.v[k].host;
+        ck_assert_int_eq(target, round < 2 ? 2 : 0); /* 2 restarts on h3, then elsewhere */
+        report(&r, target, 0, HA_OBS_RUNNING);
+        if (target != 2)
+            break;
+    }
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(new_master_waits_for_inventory)
+{
+    /* web1 is placed on h3, which is alive but has not listed its VMs yet:
+     * starting it elsewhere could run it twice. */
+    struct rig r;
+    setup(&r, 3, true);
+    membership(&r, 7, true);
+    inventory(&r, 0);
+    inventory(&r, 1);
+    int starts = 0;
+    for (int i = 0; i < 5; i++) {
+        r.now += 1000;
+        tick(&r, 6, 7, true);
+        starts += count(&r, HA_ACT_VM_START);
+    }
+    ck_assert(ha_core_is_master(r.c));
+    ck_assert_int_eq(starts, 0);
+    char buf[512];
+    ha_core_explain(r.c, 0, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "waiting for h3 to report the VMs it runs"), "%s", buf);
+    /* h3's list is complete and web1 is not on it: now it may start */
+    inventory(&r, 2);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(commands_refused_with_reasons)
+{
+    struct rig r;
+    healthy_master(&r, true);
+    struct ha_event ev = {.type = HA_EV_CMD};
+    ev.u.cmd = (struct ha_cmd){.type = HA_CMD_POOL_LEAVE, .host = 2, .vm = -1};
+    step(&r, &ev);
+    ck_assert_int_eq(count(&r, HA_ACT_CMD_DONE), 1);
+    const struct ha_action *a = &r.acts.v[r.acts.n - 1];
+    ck_assert(!a->ok);
+    ck_assert_msg(strstr(a->what, "runs 1 protected VM(s) (web1)"), "%s", a->what);
+    ck_assert(!r.db.host[2].leaving);
+    ev.u.cmd = (struct ha_cmd){.type = HA_CMD_HOST_FENCE, .host = 0, .vm = -1, .yes = true};
+    step(&r, &ev);
+    a = &r.acts.v[r.acts.n - 1];
+    ck_assert(!a->ok);
+    ck_assert_msg(strstr(a->what, "is the master"), "%s", a->what);
+    ev.u.cmd = (struct ha_cmd){.type = HA_CMD_POOL_EJECT, .host = 1, .vm = -1};
+    step(&r, &ev);
+    a = &r.acts.v[r.acts.n - 1];
+    ck_assert(!a->ok);
+    ck_assert_msg(strstr(a->what, "h2 is alive"), "%s", a->what);
+    teardown(&r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("core");
+    TCase *t = tcase_create("core");
+    tcase_add_test(t, verdict_table);
+    tcase_add_test(t, our_failing_reads_never_make_peers_dead);
+    tcase_add_test(t, minority_with_vms_self_fences);
+    tcase_add_test(t, minority_without_vms_stays_passive);
+    tcase_add_test(t, tie_goes_to_lease_holder);
+    tcase_add_test(t, survivor_of_two_failures_keeps_running);
+    tcase_add_test(t, no_recovery_before_fence_confirmed);
+    tcase_add_test(t, no_watchdog_means_disk_cannot_confirm);
+    tcase_add_test(t, self_fence_record_confirms);
+    tcase_add_test(t, poison_pill_in_our_mailbox);
+    tcase_add_test(t, crash_restarts_in_place_then_relocates);
+    tcase_add_test(t, new_master_waits_for_inventory);
+    tcase_add_test(t, commands_refused_with_reasons);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
