@@ -1024,7 +1024,8 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     S->vm = calloc((size_t)(s->db.nvms ? s->db.nvms : 1), sizeof *S->vm);
     if (!S->db.vm || !S->vm)
         abort();
-    memcpy(S->db.vm, s->db.vm, (size_t)s->db.nvms * sizeof *S->db.vm);
+    if (s->db.nvms)
+        memcpy(S->db.vm, s->db.vm, (size_t)s->db.nvms * sizeof *S->db.vm);
     for (int v = 0; v < s->db.nvms; v++)
         S->vm[v] = (struct wvm){.host = -1, .st = W_OFF, .to = -1, .lost_from = -1};
     for (int h = 0; h < HA_MAX_HOSTS; h++) {
