@@ -84,9 +84,22 @@ static enum ha_verdict compute_verdict(const struct ha_core *c, int h)
     if (!disk_usable(c))
         return net ? HA_ALIVE : HA_UNKNOWN;
     bool fresh = slot_fresh(c, h);
+    if (net && !fresh && c->now - c->member_since[h] < c->db->set.disk_timeout)
+        return HA_ALIVE; /* it just joined: give it disk_timeout to show its heartbeat */
     if (net)
         return fresh ? HA_ALIVE : HA_STORAGE_ISOLATED;
     return fresh ? HA_NETWORK_ISOLATED : HA_DEAD;
+}
+
+/* Fenced and not back since: it runs nothing.  A host that entered corosync
+ * again after we knew it fenced is back, even before the commit that clears
+ * its flag has been applied. */
+bool fenced_now(const struct ha_core *c, int h)
+{
+    const struct fence_state *f = &c->fence[h];
+    if (!c->db->host[h].fenced && f->phase != F_DONE)
+        return false;
+    return !((c->members & HA_BIT(h)) && c->member_since[h] > f->done_at);
 }
 
 bool host_alive(const struct ha_core *c, int h)
@@ -155,8 +168,8 @@ static enum ha_side compute_side(const struct ha_core *c, char *why, size_t len)
 
     ha_hostset fresh_out = 0;
     for (int h = 0; h < db->nhosts; h++)
-        if ((joined & HA_BIT(h)) && !(P & HA_BIT(h)) && slot_fresh(c, h))
-            fresh_out |= HA_BIT(h);
+        if ((joined & HA_BIT(h)) && !(P & HA_BIT(h)) && slot_fresh(c, h) && !fenced_now(c, h))
+            fresh_out |= HA_BIT(h); /* a confirmed-fenced host is off, whatever its last write */
     int np = ha_popcount(P), no = ha_popcount(fresh_out);
     bool lease_here = lease_valid(c) && (P & HA_BIT(c->lease_owner));
     if (np > no) {
@@ -228,7 +241,9 @@ static bool lease_step(struct ha_core *c, int *owner, uint64_t *counter)
                   hname(c, c->lease_owner));
             return false;
         }
-        if (!candidate) {
+        /* an undecided holder keeps it: in a split the lease is what breaks
+         * the tie, so giving it up while waiting would hand the tie away */
+        if (!candidate && !(c->side == HA_SIDE_UNDECIDED && wanted_master(c) == c->self)) {
             c->lease = L_NONE;
             logf_(c, c->side == HA_SIDE_WIN ? "another host is to be master" : "our partition lost",
                   "released the master lease");
@@ -309,8 +324,13 @@ static void on_disk(struct ha_core *c, const struct ha_event *ev)
     for (int h = 0; h < db->nhosts; h++) {
         struct slot_view *s = &c->slot[h];
         const struct ha_slot *n = &ev->u.disk.slot[h];
-        if (!s->seen || n->seq != s->last.seq)
+        bool changed = !s->seen || n->seq != s->last.seq;
+        if (changed)
             s->changed_at = c->now;
+        if (!(n->flags & HA_SLOT_SELF_FENCED))
+            s->sf_valid = false;
+        else if (changed)
+            s->sf_valid = true;
         s->seen = true;
         s->last = *n;
     }
@@ -355,6 +375,11 @@ static void evaluate(struct ha_core *c)
 {
     const struct ha_db *db = c->db;
     for (int h = 0; h < db->nhosts; h++) {
+        if (!db->host[h].joined) {
+            /* a host that left owns nothing; if it joins again it is new */
+            c->seen_alive &= ~HA_BIT(h);
+            c->fence[h] = (struct fence_state){0};
+        }
         enum ha_verdict v = compute_verdict(c, h);
         if (v == HA_ALIVE && (c->members & HA_BIT(h)))
             c->seen_alive |= HA_BIT(h);
@@ -419,7 +444,8 @@ static void sync_vms(struct ha_core *c)
         abort();
     for (int v = c->nvm; v < c->db->nvms; v++)
         nv[v] = (struct vm_rt){.obs_host = HA_NO_HOST, .obs_to = HA_NO_HOST, .op_host = HA_NO_HOST,
-                               .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST};
+                               .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST,
+                               .lost_from = HA_NO_HOST};
     c->vm = nv;
     c->nvm = c->db->nvms;
 }
@@ -474,8 +500,13 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
                   ev->u.membership.quorate ? "quorate" : "not quorate");
         c->inventory &= m; /* a host that left must send its full list again */
         for (int h = 0; h < c->db->nhosts; h++)
-            if ((m & ~c->members & HA_BIT(h)) || !c->have_membership)
+            if (m & ~c->members & HA_BIT(h))
+                c->slot[h].sf_valid = false; /* it came back: an older record proves nothing */
+        for (int h = 0; h < c->db->nhosts; h++)
+            if ((m & ~c->members & HA_BIT(h)) || !c->have_membership) {
                 c->gain_seq[h] = c->report_seq;
+                c->member_since[h] = c->now;
+            }
         c->members = m;
         c->quorate = ev->u.membership.quorate;
         c->have_membership = true;
@@ -507,7 +538,7 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
         break;
     case HA_EV_VM_FAILED:
         if (valid_vm(c, ev->u.failed.vm))
-            vm_failed(c, ev->u.failed.vm, ev->u.failed.why);
+            vm_failed(c, ev->u.failed.vm, ev->u.failed.op, ev->u.failed.why);
         break;
     case HA_EV_CMD:
         if (!c->master) {

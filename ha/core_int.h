@@ -7,6 +7,8 @@
 struct slot_view {
     struct ha_slot last;
     ha_ms changed_at; /* our time when seq last changed (or first read) */
+    bool sf_valid; /* it carries a self-fence record and has not entered
+                    * corosync since we first read that record */
     bool seen;
 };
 
@@ -17,6 +19,7 @@ struct fence_state {
     int rounds;        /* completed failed rounds */
     ha_ms started;
     ha_ms next_at;     /* deadline of the current phase */
+    ha_ms done_at;     /* when we learned it is fenced */
     bool disk_can_confirm;
     char last_error[HA_REASON_MAX];
     char how[HA_REASON_MAX];
@@ -31,15 +34,18 @@ struct vm_rt {
     enum vm_op op;
     int op_host, op_to;
     ha_ms op_deadline;
+    uint64_t op_id;
+    ha_ms retry_at;   /* after a failed start/migration, not before this */
     int restarts;     /* in-place restarts since it last ran elsewhere */
     int attempts;     /* best-effort: tries used since the failure */
     bool failed;
-    bool lost;        /* its host failed while it ran there: needs recovery */
     int avoid_host;   /* where the last start/migration failed */
     int on_host;      /* admin vm start --on */
     uint64_t obs_seq; /* report counter when obs was last set */
+    int lost_from;    /* the host whose fence made it need recovery */
     char reason[HA_REASON_MAX];
     char placed[HA_REASON_MAX];
+    char failed_why[HA_REASON_MAX];
 };
 
 enum lease_state { L_NONE, L_CLAIMING, L_HELD };
@@ -74,6 +80,8 @@ struct ha_core {
     ha_hostset seen_alive;
     ha_hostset inventory; /* hosts whose full VM list we hold since they joined our view */
     uint64_t report_seq;  /* counts VM reports */
+    uint64_t op_seq;      /* VM operation ids */
+    ha_ms member_since[HA_MAX_HOSTS]; /* when the host last entered our corosync view */
     uint64_t gain_seq[HA_MAX_HOSTS]; /* report_seq when the host (re)entered our view */
     enum ha_verdict verdict[HA_MAX_HOSTS];
     enum ha_host_state hstate[HA_MAX_HOSTS];
@@ -94,6 +102,7 @@ void commit(struct ha_core *c, struct ha_change ch);
 bool disk_usable(const struct ha_core *c);
 bool slot_fresh(const struct ha_core *c, int h);
 bool host_alive(const struct ha_core *c, int h);
+bool fenced_now(const struct ha_core *c, int h);
 const char *hname(const struct ha_core *c, int h);
 const char *vname(const struct ha_core *c, int v);
 
@@ -108,7 +117,7 @@ ha_ms fence_next_deadline(const struct ha_core *c);
 void master_reconcile(struct ha_core *c);
 void master_command(struct ha_core *c, const struct ha_cmd *cmd);
 void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to);
-void vm_failed(struct ha_core *c, int vm, const char *why);
+void vm_failed(struct ha_core *c, int vm, uint64_t op, const char *why);
 void vms_host_fenced(struct ha_core *c, int h);
 ha_ms ops_next_deadline(const struct ha_core *c);
 

@@ -61,6 +61,7 @@ int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v)
         db->vm = nv;
     }
     db->vm[db->nvms] = *v;
+    db->vm[db->nvms].migrating_to = HA_NO_HOST;
     return db->nvms++;
 }
 
@@ -98,9 +99,12 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         h->fenced = false;
         if (db->preferred_master == c->host)
             db->preferred_master = HA_NO_HOST;
-        for (int i = 0; i < db->nvms; i++)
+        for (int i = 0; i < db->nvms; i++) {
             if (db->vm[i].host == c->host)
                 db->vm[i].host = HA_NO_HOST;
+            if (db->vm[i].migrating_to == c->host)
+                db->vm[i].migrating_to = HA_NO_HOST;
+        }
         break;
     case HA_CHG_HOST_MAINT:
         if (!h)
@@ -133,6 +137,13 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         if (!v || (c->host != HA_NO_HOST && !h))
             return -EINVAL;
         v->host = c->host;
+        v->migrating_to = HA_NO_HOST;
+        break;
+    case HA_CHG_VM_MIGRATING:
+        if (!v || !h || c->arg < 0 || c->arg >= db->nhosts || c->arg == c->host)
+            return -EINVAL;
+        v->host = c->host;
+        v->migrating_to = c->arg;
         break;
     case HA_CHG_PREFERRED_MASTER:
         if (c->host != HA_NO_HOST && !h)

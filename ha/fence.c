@@ -14,15 +14,21 @@ static void confirm(struct ha_core *c, int h, const char *how)
 {
     struct fence_state *f = &c->fence[h];
     f->phase = F_DONE;
+    f->done_at = c->now;
     snprintf(f->how, sizeof f->how, "%s", how);
     logf_(c, how, "fence of %s confirmed", hname(c, h));
     commit(c, (struct ha_change){.type = HA_CHG_HOST_FENCED, .host = h, .vm = -1, .arg = 1});
     vms_host_fenced(c, h);
 }
 
+/* A self-fence record proves the host is down only if it was written after
+ * we last saw the host in corosync, and the host has not come back since:
+ * a host that rebooted without access to the disk leaves an old record in
+ * its slot. */
 static bool slot_says_self_fenced(const struct ha_core *c, int h)
 {
-    return c->slot[h].seen && (c->slot[h].last.flags & HA_SLOT_SELF_FENCED);
+    const struct slot_view *s = &c->slot[h];
+    return s->seen && s->sf_valid && !(c->members & HA_BIT(h));
 }
 
 static void disk_level(struct ha_core *c, int h)
@@ -38,13 +44,15 @@ static void disk_level(struct ha_core *c, int h)
         f->next_at = c->now; /* fails at once: no disk to write the pill to */
         return;
     }
-    f->disk_can_confirm = (c->slot[h].last.flags & HA_SLOT_WATCHDOG) != 0;
+    bool member = (c->members & HA_BIT(h)) != 0;
+    f->disk_can_confirm = (c->slot[h].last.flags & HA_SLOT_WATCHDOG) && !member;
     struct ha_action *x = emit(c, HA_ACT_POISON);
     x->host = h;
     c->poison_counter++;
     f->next_at = c->now + c->db->set.msgwait;
     logf_(c, f->disk_can_confirm ? "its watchdog is armed: msgwait proves it is down"
-                                 : "its slot shows no armed watchdog: only its own acknowledgement can confirm",
+          : member ? "it is still a corosync member: only its own acknowledgement can confirm"
+                   : "its slot shows no armed watchdog: only its own acknowledgement can confirm",
           "poison pill written for %s", hname(c, h));
 }
 
@@ -166,8 +174,9 @@ void fence_describe(const struct ha_core *c, int h, char *buf, size_t len)
             snprintf(buf, len, "waiting for fence of %s: %s%sdisk confirmation in %s", hname(c, h), err,
                      *err ? ", " : "", t);
         else
-            snprintf(buf, len, "waiting for fence of %s: %s%spoison pill written, no armed watchdog: waiting for its acknowledgement (%s left this round)",
-                     hname(c, h), err, *err ? ", " : "", t);
+            snprintf(buf, len, "waiting for fence of %s: %s%spoison pill written, %s: waiting for its acknowledgement (%s left this round)",
+                     hname(c, h), err, *err ? ", " : "",
+                     (c->members & HA_BIT(h)) ? "it is still a corosync member" : "no armed watchdog", t);
         break;
     case F_BACKOFF:
         snprintf(buf, len, "waiting for fence of %s: %s%s%d failed round(s), next try in %s", hname(c, h), err,

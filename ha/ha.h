@@ -77,6 +77,8 @@ struct ha_db_vm {
     int order;         /* within a priority, lower first */
     bool want_running; /* desired state */
     int host;          /* where the pool last placed it, HA_NO_HOST if nowhere */
+    int migrating_to;  /* a live migration there was ordered and its outcome is
+                        * not recorded yet: the VM may be on either host */
 };
 
 struct ha_db {
@@ -97,7 +99,8 @@ enum ha_change_type {
     HA_CHG_HOST_FENCED,     /* arg: on/off */
     HA_CHG_VM_PROTECT,      /* protect, priority, order */
     HA_CHG_VM_WANT,         /* arg: want running */
-    HA_CHG_VM_PLACE,        /* host */
+    HA_CHG_VM_PLACE,        /* host; ends any migration */
+    HA_CHG_VM_MIGRATING,    /* host = source, arg = destination */
     HA_CHG_PREFERRED_MASTER /* host */
 };
 
@@ -220,6 +223,7 @@ struct ha_event {
         } report;
         struct {
             int vm;
+            uint64_t op; /* the op id of the failed VM_START/STOP/MIGRATE */
             char why[HA_REASON_MAX];
         } failed;
         struct ha_cmd cmd;
@@ -248,6 +252,7 @@ struct ha_action {
     int to;
     ha_ms at;
     bool ok;
+    uint64_t op;                /* VM_START/STOP/MIGRATE: id to quote in HA_EV_VM_FAILED */
     struct ha_slot slot;        /* DISK_WRITE */
     bool lease_write;           /* DISK_WRITE: also write the lease block */
     int lease_owner;

@@ -58,6 +58,8 @@ static bool eligible(const struct ha_core *c, int h, const char **why)
         *why = "leaving the pool";
     else if (!(c->inventory & HA_BIT(h)))
         *why = "has not reported its VMs yet";
+    else if (h != c->self && !slot_fresh(c, h))
+        *why = "its disk heartbeat is not seen yet";
     else
         return true;
     return false;
@@ -105,9 +107,20 @@ static int choose_host(const struct ha_core *c, const struct usage *u, int v, in
                          (unsigned long long)vm->mem_mb, vm->cpus);
         } else if (!ncand)
             snprintf(why, len, "no eligible host (all others are down, fenced or in maintenance)");
-        else
-            snprintf(why, len, "no host has %llu MiB and %d vCPU free", (unsigned long long)vm->mem_mb,
-                     vm->cpus);
+        else {
+            snprintf(why, len, "no host has %llu MiB and %d vCPU free", (unsigned long long)vm->mem_mb, vm->cpus);
+            size_t l = strlen(why);
+            int n = 0;
+            for (int h = 0; h < c->db->nhosts && l + 40 < len; h++) {
+                const char *w;
+                if (h == avoid || !c->db->host[h].joined || eligible(c, h, &w))
+                    continue;
+                snprintf(why + l, len - l, "%s%s %s", n++ ? ", " : " (not eligible: ", hname(c, h), w);
+                l = strlen(why);
+            }
+            if (n && l + 1 < len)
+                snprintf(why + l, len - l, ")");
+        }
     }
     return best;
 }
@@ -117,9 +130,13 @@ static void set_reason(struct vm_rt *rt, const char *s) { snprintf(rt->reason, s
 static void start_vm(struct ha_core *c, struct usage *u, int v, int h, const char *why)
 {
     struct vm_rt *rt = &c->vm[v];
+    /* the placement is durable before the start is ordered */
+    if (c->db->vm[v].host != h || c->db->vm[v].migrating_to != HA_NO_HOST)
+        commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = h});
     struct ha_action *x = emit(c, HA_ACT_VM_START);
     x->vm = v;
     x->host = h;
+    x->op = rt->op_id = ++c->op_seq;
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_START;
     rt->op_host = h;
@@ -129,22 +146,23 @@ static void start_vm(struct ha_core *c, struct usage *u, int v, int h, const cha
     else
         rt->restarts = 0;
     rt->attempts++;
-    rt->lost = false;
     rt->on_host = HA_NO_HOST;
     snprintf(rt->placed, sizeof rt->placed, "started on %s: %s", hname(c, h), why);
     snprintf(rt->reason, sizeof rt->reason, "starting on %s: %s", hname(c, h), why);
-    if (c->db->vm[v].host != h)
-        commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = h});
     use(c, u, v, h);
 }
 
 static void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, const char *why)
 {
     struct vm_rt *rt = &c->vm[v];
+    /* until its outcome is recorded the VM may be on either host: a master
+     * that takes over must account for both */
+    commit(c, (struct ha_change){.type = HA_CHG_VM_MIGRATING, .vm = v, .host = from, .arg = to});
     struct ha_action *x = emit(c, HA_ACT_VM_MIGRATE);
     x->vm = v;
     x->host = from;
     x->to = to;
+    x->op = rt->op_id = ++c->op_seq;
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_MIGRATE;
     rt->op_host = from;
@@ -160,6 +178,7 @@ static void stop_vm(struct ha_core *c, int v, int h, const char *why)
     struct ha_action *x = emit(c, HA_ACT_VM_STOP);
     x->vm = v;
     x->host = h;
+    x->op = rt->op_id = ++c->op_seq;
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_STOP;
     rt->op_host = h;
@@ -172,13 +191,15 @@ static void stop_vm(struct ha_core *c, int v, int h, const char *why)
 void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to)
 {
     struct vm_rt *rt = &c->vm[v];
+    if (fenced_now(c, host))
+        return; /* sent before it was fenced and delivered late: it runs nothing now */
     rt->obs_seq = ++c->report_seq;
     if (obs_present(st)) {
         rt->obs_host = host;
         rt->obs = st;
         rt->obs_to = st == HA_OBS_MIGRATING ? to : HA_NO_HOST;
-        rt->lost = false;
         if (st == HA_OBS_RUNNING) {
+            rt->lost_from = HA_NO_HOST;
             if ((rt->op == OP_START && rt->op_host == host) || (rt->op == OP_MIGRATE && rt->op_to == host)) {
                 rt->op = OP_NONE;
                 rt->avoid_host = HA_NO_HOST;
@@ -202,21 +223,27 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to)
         logf_(c, "agent reported an unexpected stop", "%s crashed on %s", vname(c, v), hname(c, host));
 }
 
-void vm_failed(struct ha_core *c, int v, const char *why)
+/* Wait before trying a failed start or migration again: a failing target
+ * must not be hammered, and the state it reports needs time to arrive. */
+#define RETRY_DELAY 2000
+
+void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
 {
     struct vm_rt *rt = &c->vm[v];
-    if (rt->op == OP_NONE)
-        return;
+    if (rt->op == OP_NONE || (op && op != rt->op_id))
+        return; /* an answer about an earlier operation */
     int where = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
     const char *what = rt->op == OP_START ? "start" : rt->op == OP_STOP ? "stop" : "migration";
     logf_(c, why, "%s of %s on %s failed", what, vname(c, v), hname(c, where));
     snprintf(rt->reason, sizeof rt->reason, "%s on %s failed: %s", what, hname(c, where), why);
-    if (rt->op != OP_STOP)
+    if (rt->op != OP_STOP) {
         rt->avoid_host = where;
+        rt->retry_at = c->now + RETRY_DELAY;
+    }
     rt->op = OP_NONE;
     if (c->db->vm[v].protect == HA_PROTECT_BEST_EFFORT && what[0] == 's' && what[2] == 'a' && rt->attempts >= 1) {
         rt->failed = true;
-        snprintf(rt->reason, sizeof rt->reason, "failed: best-effort start on %s failed (%s); it gets one try",
+        snprintf(rt->failed_why, sizeof rt->failed_why, "failed: best-effort start on %s failed (%s); it gets one try",
                  hname(c, where), why);
     }
 }
@@ -238,7 +265,8 @@ void vms_host_fenced(struct ha_core *c, int h)
         if (rt->op == OP_MIGRATE && rt->op_to == h)
             rt->op = OP_NONE; /* stays on the source; the source's report says so */
         if (was_here || c->db->vm[v].host == h) {
-            rt->lost = true;
+            if (rt->lost_from == HA_NO_HOST)
+                rt->lost_from = h; /* the first failure is the one an operator asks about */
             rt->restarts = 0;
             rt->attempts = 0;
         }
@@ -251,7 +279,7 @@ static bool owns_vms(const struct ha_core *c, int h)
 {
     for (int v = 0; v < c->nvm; v++)
         if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) ||
-            (c->db->vm[v].host == h && c->db->vm[v].want_running) ||
+            (c->db->vm[v].host == h && c->db->vm[v].want_running) || c->db->vm[v].migrating_to == h ||
             (c->vm[v].op != OP_NONE && (c->vm[v].op_host == h || c->vm[v].op_to == h)))
             return true;
     return false;
@@ -264,19 +292,26 @@ static void reconcile_hosts(struct ha_core *c)
         if (h == c->self || !db->host[h].joined)
             continue;
         struct fence_state *f = &c->fence[h];
-        bool back = (c->members & HA_BIT(h)) && c->verdict[h] == HA_ALIVE;
+        /* back only if it entered corosync again after we knew it fenced:
+         * right after a fence it may still be listed for a token timeout */
+        bool back = f->phase == F_DONE && !fenced_now(c, h);
         if (db->host[h].fenced || f->phase == F_DONE) {
             if (back) {
-                logf_(c, "it is a corosync member with a fresh disk slot again", "%s rejoined after its fence",
-                      hname(c, h));
+                /* a new life: if it is unhealthy it is fenced again below */
+                logf_(c, "it is a corosync member again", "%s rejoined after its fence", hname(c, h));
                 if (db->host[h].fenced)
                     commit(c, (struct ha_change){.type = HA_CHG_HOST_FENCED, .host = h, .vm = -1, .arg = 0});
                 *f = (struct fence_state){0};
             } else if (f->phase != F_DONE) {
-                /* another master confirmed it: what ran there is off */
-                *f = (struct fence_state){.phase = F_DONE};
+                /* another master confirmed it.  If the host is in corosync
+                 * now it came back before we took over: its own reports
+                 * are the truth (worst case it is off and leaves corosync
+                 * soon, and is fenced again).  Otherwise what ran there is off. */
+                bool member = (c->members & HA_BIT(h)) != 0;
+                *f = (struct fence_state){.phase = F_DONE, .done_at = member ? c->member_since[h] - 1 : c->now};
                 snprintf(f->how, sizeof f->how, "confirmed by an earlier master (pool database)");
-                vms_host_fenced(c, h);
+                if (!member)
+                    vms_host_fenced(c, h);
             }
             continue;
         }
@@ -316,6 +351,33 @@ static void wait_for_fence_reason(struct ha_core *c, int v, int h)
     set_reason(&c->vm[v], buf);
 }
 
+/* A VM not seen running anywhere may still run where the pool last put it
+ * (or, mid-migration, at either end).  It may start elsewhere only once each
+ * such host is fenced, or alive and has listed every VM it runs. */
+static bool may_be_elsewhere_ok(struct ha_core *c, int v)
+{
+    const struct ha_db *db = c->db;
+    const struct ha_db_vm *d = &db->vm[v];
+    int where[2] = {d->host, d->migrating_to};
+    for (int i = 0; i < 2; i++) {
+        int x = where[i];
+        if (x == HA_NO_HOST || !db->host[x].joined)
+            continue;
+        if (fenced_now(c, x))
+            continue;
+        if (!host_alive(c, x)) {
+            /* even a VM seen crashed there may have been restarted there since */
+            wait_for_fence_reason(c, v, x);
+            return false;
+        }
+        if (!(c->inventory & HA_BIT(x))) {
+            snprintf(c->vm[v].reason, sizeof c->vm[v].reason, "waiting for %s to report the VMs it runs", hname(c, x));
+            return false;
+        }
+    }
+    return true;
+}
+
 static void reconcile_vms(struct ha_core *c, struct usage *u)
 {
     const struct ha_db *db = c->db;
@@ -329,9 +391,11 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         const struct ha_db_vm *d = &db->vm[v];
         if (rt->op != OP_NONE) {
             if (c->now >= rt->op_deadline)
-                vm_failed(c, v, "no answer from the agent in time");
+                vm_failed(c, v, 0, "no answer from the agent in time");
             else {
-                int h = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
+                int h = rt->op_host; /* START/STOP target, MIGRATE source */
+                if (rt->op == OP_MIGRATE && host_alive(c, h))
+                    h = rt->op_to;
                 if (!host_alive(c, h) && db->host[h].joined)
                     wait_for_fence_reason(c, v, h);
                 continue;
@@ -343,11 +407,17 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
                 snprintf(rt->reason, sizeof rt->reason, "running on %s, which is not in the pool", hname(c, at));
                 continue;
             }
-            if (!host_alive(c, at)) {
+            if (fenced_now(c, at)) {
+                rt->obs = HA_OBS_NONE; /* its host is off: so is it */
+                rt->obs_host = HA_NO_HOST;
+                at = HA_NO_HOST;
+            } else if (!host_alive(c, at)) {
                 wait_for_fence_reason(c, v, at);
                 continue;
             }
-            if (d->host != at)
+        }
+        if (at != HA_NO_HOST) {
+            if (d->host != at || (d->migrating_to != HA_NO_HOST && rt->obs == HA_OBS_RUNNING))
                 commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = at});
             if (rt->placed[0] && strstr(rt->placed, hname(c, at)))
                 snprintf(rt->reason, sizeof rt->reason, "running on %s (%s)", hname(c, at), rt->placed);
@@ -359,18 +429,10 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
             set_reason(rt, "stopped: its desired state is stopped");
             continue;
         }
-        if (d->host != HA_NO_HOST && host_alive(c, d->host) && !(c->inventory & HA_BIT(d->host))) {
-            /* it may run there: never start it before that host said what it runs */
-            snprintf(rt->reason, sizeof rt->reason, "waiting for %s to report the VMs it runs", hname(c, d->host));
+        if (!may_be_elsewhere_ok(c, v))
             continue;
-        }
-        if (rt->failed)
-            continue;
-        int last = d->host;
-        if (last != HA_NO_HOST && db->host[last].joined && !host_alive(c, last) &&
-            !db->host[last].fenced && c->fence[last].phase != F_DONE) {
-            /* even a VM seen crashed there may have been restarted there since */
-            wait_for_fence_reason(c, v, last);
+        if (rt->failed) {
+            set_reason(rt, rt->failed_why[0] ? rt->failed_why : "failed");
             continue;
         }
         if (d->protect == HA_PROTECT_OFF) {
@@ -379,9 +441,12 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         }
         if (d->protect == HA_PROTECT_BEST_EFFORT && rt->attempts >= 1) {
             rt->failed = true;
-            set_reason(rt, "failed: best-effort gets one try after a failure, and it was used");
+            snprintf(rt->failed_why, sizeof rt->failed_why, "failed: best-effort gets one try after a failure, and it was used");
+            set_reason(rt, rt->failed_why);
             continue;
         }
+        if (c->now < rt->retry_at)
+            continue; /* its reason still says what failed */
         todo[ntodo++] = v;
     }
 
@@ -398,22 +463,23 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
             if (h != HA_NO_HOST)
                 start_vm(c, u, v, h, "administrator asked for this host");
         } else if (crashed_here && rt->restarts < db->set.max_restart && d->protect == HA_PROTECT_RESTART &&
-                   rt->avoid_host != rt->obs_host) {
+                   rt->avoid_host != rt->obs_host && eligible(c, rt->obs_host, &(const char *){0}) &&
+                   fits(c, u, v, rt->obs_host)) {
             h = rt->obs_host;
-            if (fits(c, u, v, h) && c->db->host[h].maintenance == false) {
-                snprintf(why, sizeof why, "crashed; restart %d of %d in place", rt->restarts + 1, db->set.max_restart);
-                start_vm(c, u, v, h, why);
-            } else
-                h = HA_NO_HOST, snprintf(why, sizeof why, "crashed and its host has no room to restart it");
+            snprintf(why, sizeof why, "crashed; restart %d of %d in place", rt->restarts + 1, db->set.max_restart);
+            start_vm(c, u, v, h, why);
         } else {
             int avoid = crashed_here ? rt->obs_host : rt->avoid_host;
             h = choose_host(c, u, v, avoid, HA_NO_HOST, why, sizeof why);
             if (h != HA_NO_HOST) {
                 char w2[HA_REASON_MAX];
-                if (crashed_here)
+                const char *nw = "";
+                if (crashed_here && !eligible(c, rt->obs_host, &nw))
+                    snprintf(w2, sizeof w2, "crashed on %s, which is %s: relocating", hname(c, rt->obs_host), nw);
+                else if (crashed_here)
                     snprintf(w2, sizeof w2, "crashed %d times on %s: relocating", rt->restarts + 1, hname(c, rt->obs_host));
-                else if (rt->lost && d->host != HA_NO_HOST)
-                    snprintf(w2, sizeof w2, "recovery after %s was fenced (priority %d)", hname(c, d->host), d->priority);
+                else if (rt->lost_from != HA_NO_HOST)
+                    snprintf(w2, sizeof w2, "recovery after %s was fenced (priority %d)", hname(c, rt->lost_from), d->priority);
                 else
                     snprintf(w2, sizeof w2, "desired running (priority %d)", d->priority);
                 start_vm(c, u, v, h, w2);
@@ -443,7 +509,7 @@ static void reconcile_evacuation(struct ha_core *c, struct usage *u)
             const struct vm_rt *rt = &c->vm[v];
             if (rt->op == OP_MIGRATE && rt->op_host == x)
                 inflight++;
-            else if (rt->op == OP_NONE && rt->obs_host == x && rt->obs == HA_OBS_RUNNING)
+            else if (rt->op == OP_NONE && rt->obs_host == x && rt->obs == HA_OBS_RUNNING && c->now >= rt->retry_at)
                 list[n++] = v;
         }
         sort_vms(c, list, n);
@@ -509,9 +575,12 @@ void master_reconcile(struct ha_core *c)
 ha_ms ops_next_deadline(const struct ha_core *c)
 {
     ha_ms t = 0;
-    for (int v = 0; v < c->nvm; v++)
+    for (int v = 0; v < c->nvm; v++) {
         if (c->vm[v].op != OP_NONE && (!t || c->vm[v].op_deadline < t))
             t = c->vm[v].op_deadline;
+        if (c->vm[v].retry_at > c->now && (!t || c->vm[v].retry_at < t))
+            t = c->vm[v].retry_at;
+    }
     return t;
 }
 
@@ -595,12 +664,18 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
                           (unsigned long long)db->vm[v].mem_mb, db->vm[v].cpus, vname(c, v));
         if (h == HA_NO_HOST && choose_host(c, &u, v, HA_NO_HOST, HA_NO_HOST, buf, sizeof buf) == HA_NO_HOST)
             return answer(c, false, "cannot start %s: %s", vname(c, v), buf);
+        /* same rule as recovery: never start what may still run elsewhere */
+        bool safe = may_be_elsewhere_ok(c, v);
+        if (!safe && db->vm[v].protect == HA_PROTECT_OFF)
+            return answer(c, false, "cannot start %s yet: %s", vname(c, v), rt->reason);
         rt->failed = false;
         rt->attempts = 0;
         rt->avoid_host = HA_NO_HOST;
         rt->on_host = h;
         if (!db->vm[v].want_running)
             commit(c, (struct ha_change){.type = HA_CHG_VM_WANT, .vm = v, .host = HA_NO_HOST, .arg = 1});
+        if (!safe)
+            return answer(c, true, "%s will start once it is safe: %s", vname(c, v), rt->reason);
         if (db->vm[v].protect == HA_PROTECT_OFF) {
             int to = choose_host(c, &u, v, HA_NO_HOST, h, buf, sizeof buf);
             start_vm(c, &u, v, to, "administrator command: vm start");
@@ -609,14 +684,14 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
     }
     case HA_CMD_VM_STOP: {
         struct vm_rt *rt = &c->vm[v];
+        if (rt->op == OP_MIGRATE || rt->op == OP_START)
+            return answer(c, false, "%s is %s: stop it once that ends", vname(c, v),
+                          rt->op == OP_MIGRATE ? "migrating" : "starting");
         if (db->vm[v].want_running)
             commit(c, (struct ha_change){.type = HA_CHG_VM_WANT, .vm = v, .host = HA_NO_HOST, .arg = 0});
         rt->failed = false;
-        if (obs_present(rt->obs) && host_alive(c, rt->obs_host) && rt->op != OP_STOP) {
-            if (rt->op == OP_MIGRATE)
-                return answer(c, false, "%s is migrating: stop it once the migration ends", vname(c, v));
+        if (obs_present(rt->obs) && host_alive(c, rt->obs_host) && rt->op != OP_STOP)
             stop_vm(c, v, rt->obs_host, "administrator command: vm stop");
-        }
         return answer(c, true, "stopping %s", vname(c, v));
     }
     case HA_CMD_VM_MIGRATE: {
@@ -717,6 +792,8 @@ enum ha_vm_state ha_core_vm_state(const struct ha_core *c, int v, int *host)
         return HA_VM_STARTING;
     case OP_MIGRATE:
         *host = rt->op_host;
+        if (c->master && !host_alive(c, rt->op_host) && d->protect != HA_PROTECT_OFF)
+            return HA_VM_RECOVERING; /* its source is down: it is lost unless the move finished */
         return HA_VM_MIGRATING;
     case OP_STOP:
         *host = rt->op_host;

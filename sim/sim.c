@@ -32,6 +32,8 @@ struct wvm {
     int to;
     uint64_t op;       /* id of the pending world operation */
     int op_master;     /* core that asked for it (gets failures) */
+    uint64_t core_op;  /* the core's id for it */
+    uint64_t to_boot;  /* boot id of the migration target when it began */
     int lost_from;     /* host whose failure took it down, or -1 */
     ha_ms lost_at;
 };
@@ -241,10 +243,13 @@ static void report_to(struct sim *S, int rcv, int from, int v, enum ha_vm_obs st
     push(S, S->now, Q_REPORT, rcv, v, (int)st | (from << 8) | ((to + 1) << 16), S->h[rcv].boot);
 }
 
+/* Sent to every host that can hear `from` now, or that still has it in its
+ * corosync view: totem retransmits within a view, so a message sent during
+ * a cut shorter than the token timeout arrives late rather than never. */
 static void report(struct sim *S, int from, int v, enum ha_vm_obs st, int to)
 {
     for (int h = 0; h < S->db.nhosts; h++)
-        if (up(S, h) && linked(S, from, h))
+        if (up(S, h) && (linked(S, from, h) || (S->h[h].view_sent && (S->h[h].view & HA_BIT(from)))))
             report_to(S, h, from, v, st, to);
 }
 
@@ -330,12 +335,16 @@ static void do_vm_start(struct sim *S, int master, const struct ha_action *a)
     struct wvm *w = &S->vm[v];
     say(S, H(S, master), a->why, "start %s on %s", V(S, v), H(S, h));
     if (!up(S, h) || !linked(S, master, h)) {
-        push(S, S->now + 10, Q_VMFAIL, master, v, 0, 0);
+        push(S, S->now + 10, Q_VMFAIL, master, v, 0, a->op);
         return;
     }
     if (vm_active(w)) {
-        if (w->host == h)
+        if (w->host == h) { /* already there: the agent says so */
+            static const enum ha_vm_obs map[] = {[W_STARTING] = HA_OBS_STARTING, [W_RUNNING] = HA_OBS_RUNNING,
+                                                 [W_STOPPING] = HA_OBS_STOPPING, [W_MIGRATING] = HA_OBS_MIGRATING};
+            report(S, h, v, map[w->st], w->st == W_MIGRATING ? w->to : HA_NO_HOST);
             return;
+        }
         violation(S, "%s started on %s while it runs on %s (double start)", V(S, v), H(S, h), H(S, w->host));
         return;
     }
@@ -358,7 +367,7 @@ static void do_vm_stop(struct sim *S, int master, const struct ha_action *a)
     struct wvm *w = &S->vm[v];
     say(S, H(S, master), a->why, "stop %s on %s", V(S, v), H(S, h));
     if (!up(S, h) || !linked(S, master, h) || w->host != h || w->st != W_RUNNING) {
-        push(S, S->now + 10, Q_VMFAIL, master, v, 0, 0);
+        push(S, S->now + 10, Q_VMFAIL, master, v, 0, a->op);
         return;
     }
     w->st = W_STOPPING;
@@ -374,13 +383,15 @@ static void do_vm_migrate(struct sim *S, int master, const struct ha_action *a)
     struct wvm *w = &S->vm[v];
     say(S, H(S, master), a->why, "migrate %s from %s to %s", V(S, v), H(S, from), H(S, to));
     if (!up(S, from) || !linked(S, master, from) || w->host != from || w->st != W_RUNNING) {
-        push(S, S->now + 10, Q_VMFAIL, master, v, 0, 0);
+        push(S, S->now + 10, Q_VMFAIL, master, v, 0, a->op);
         return;
     }
     w->st = W_MIGRATING;
     w->to = to;
+    w->to_boot = S->h[to].boot;
     w->op = ++S->opseq;
     w->op_master = master;
+    w->core_op = a->op;
     report(S, from, v, HA_OBS_MIGRATING, to);
     push(S, S->now + S->db.set.migrate_time, Q_VMDONE, from, v, 0, w->op);
 }
@@ -614,7 +625,7 @@ static void vm_done(struct sim *S, int h, int v, uint64_t op)
         report(S, h, v, HA_OBS_NONE, HA_NO_HOST);
         break;
     case W_MIGRATING:
-        if (up(S, w->to) && linked(S, h, w->to)) {
+        if (up(S, w->to) && linked(S, h, w->to) && S->h[w->to].boot == w->to_boot) {
             int from = w->host;
             w->host = w->to;
             w->to = -1;
@@ -627,7 +638,7 @@ static void vm_done(struct sim *S, int h, int v, uint64_t op)
             w->to = -1;
             w->st = W_RUNNING;
             report(S, h, v, HA_OBS_RUNNING, HA_NO_HOST);
-            push(S, S->now, Q_VMFAIL, w->op_master, v, 1, 0);
+            push(S, S->now, Q_VMFAIL, w->op_master, v, 1, w->core_op);
         }
         break;
     case W_RUNNING:
@@ -845,24 +856,30 @@ static void check_never(struct sim *S)
     }
 }
 
+/* Whether host x, unreachable from master m, can be confirmed fenced. */
+static bool fence_possible(const struct sim *S, int m, int x)
+{
+    if (x < 0 || !S->db.host[x].joined || S->db.host[x].fenced ||
+        (up(S, x) && linked(S, m, x) && !S->h[x].storage_lost))
+        return true; /* healthy, or nothing to fence */
+    bool bmc = S->db.host[x].fence_ipmi && !S->h[x].bmc_fail;
+    /* the disk proves nothing for a host still in corosync, nor without a
+     * watchdog, nor when the master has no disk */
+    bool disk = S->db.set.watchdog && !S->h[m].storage_lost && !(up(S, x) && linked(S, m, x));
+    /* a BMC that answers again is retried after the fence backoff (<= 30 s) */
+    bool settling = S->bmc_ok_at[x] >= 0 &&
+                    S->now - S->bmc_ok_at[x] < 30000 + S->db.set.fence_timeout + S->db.set.vm_start + 3000;
+    return (bmc || disk) && !settling;
+}
+
 /* Every ha=restart VM for which there is room runs within recovery_bound
- * of its host's failure (unless fencing it is impossible). */
+ * of its host's failure, unless a host it may still run on cannot be
+ * confirmed fenced (then waiting is the correct behaviour). */
 static void check_bound(struct sim *S, int failed)
 {
     int m = master_host(S);
     if (m == HA_NO_HOST)
         return; /* no side may run anything: nothing can be recovered */
-    /* Waiting is correct when no fence can be confirmed: no working BMC, and
-     * the disk cannot prove it (no watchdog, the master has no disk, or the
-     * host is still in corosync so a poison pill proves nothing). */
-    bool bmc = S->db.host[failed].fence_ipmi && !S->h[failed].bmc_fail;
-    bool disk = S->db.set.watchdog && !S->h[m].storage_lost && !(up(S, failed) && linked(S, m, failed));
-    if (!bmc && !disk)
-        return;
-    /* a BMC that answers again is retried after the fence backoff (<= 30 s) */
-    if (S->bmc_ok_at[failed] > S->failed_at[failed] &&
-        S->now - S->bmc_ok_at[failed] < 30000 + S->db.set.fence_timeout + S->db.set.vm_start + 3000)
-        return;
     if (S->now - S->failed_at[failed] < S->db.set.recovery_bound)
         return; /* a later failure of the same host restarted the clock */
     uint64_t used[HA_MAX_HOSTS] = {0};
@@ -877,6 +894,8 @@ static void check_bound(struct sim *S, int failed)
         const struct ha_db_vm *d = &S->db.vm[v];
         if (d->protect != HA_PROTECT_RESTART || !d->want_running || w->st != W_OFF || w->lost_from != failed ||
             w->lost_at < S->failed_at[failed] - S->db.set.recovery_bound)
+            continue;
+        if (!fence_possible(S, m, failed) || !fence_possible(S, m, d->host) || !fence_possible(S, m, d->migrating_to))
             continue;
         bool room = false;
         /* room: on a host the master itself counts as online */
@@ -1090,6 +1109,7 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             if (e.host >= 0 && up(S, e.host)) {
                 struct ha_event ev = {.type = HA_EV_VM_FAILED, .now = S->now};
                 ev.u.failed.vm = e.vm;
+                ev.u.failed.op = e.id;
                 snprintf(ev.u.failed.why, sizeof ev.u.failed.why, "%s",
                          e.arg ? "the destination went away during the migration" : "target host unreachable or VM not there");
                 step(S, e.host, &ev);
@@ -1097,6 +1117,13 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             break;
         case Q_REPORT:
         case Q_INV:
+            if (e.type == Q_REPORT && up(S, e.host) && S->h[e.host].boot == e.id &&
+                !linked(S, (e.arg >> 8) & 0xff, e.host)) {
+                /* cut off for now: retransmitted while the view lasts */
+                if (S->h[e.host].view & HA_BIT((e.arg >> 8) & 0xff))
+                    push(S, S->now + 100, Q_REPORT, e.host, e.vm, e.arg, e.id);
+                break;
+            }
             if (up(S, e.host) && S->h[e.host].boot == e.id) {
                 struct ha_event ev = {.type = e.type == Q_REPORT ? HA_EV_VM_REPORT : HA_EV_INVENTORY, .now = S->now};
                 ev.u.report.host = e.type == Q_REPORT ? (e.arg >> 8) & 0xff : e.arg;

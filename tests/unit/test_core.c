@@ -362,10 +362,34 @@ START_TEST(self_fence_record_confirms)
     membership(&r, 3, true);
     ck_assert_int_eq(count(&r, HA_ACT_POISON), 1);
     r.slot[2].flags |= HA_SLOT_SELF_FENCED;
+    r.slot[2].seq++; /* h3 writes its record after it left corosync */
     r.now += 1000;
     tick(&r, 0, 0, true);
     ck_assert(r.db.host[2].fenced);
     ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(stale_self_fence_record_is_not_proof)
+{
+    /* h3 self-fenced once; it is back in corosync but cannot write its slot
+     * (no storage): the old record must not confirm a new fence */
+    struct rig r;
+    healthy_master(&r, false);
+    r.db.host[2].fence_ipmi = false;
+    r.slot[2].flags |= HA_SLOT_SELF_FENCED;
+    for (int i = 0; i < 6; i++) { /* h3 stays a member, its slot goes stale */
+        r.now += 1000;
+        tick(&r, 2, 7, true);
+    }
+    ck_assert_int_eq(ha_core_verdict(r.c, 2), HA_STORAGE_ISOLATED);
+    for (int i = 0; i < 30; i++) {
+        r.now += 1000;
+        tick(&r, 2, 7, true);
+        ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    }
+    ck_assert(!r.db.host[2].fenced);
     teardown(&r);
 }
 END_TEST
@@ -475,6 +499,7 @@ int main(void)
     tcase_add_test(t, no_recovery_before_fence_confirmed);
     tcase_add_test(t, no_watchdog_means_disk_cannot_confirm);
     tcase_add_test(t, self_fence_record_confirms);
+    tcase_add_test(t, stale_self_fence_record_is_not_proof);
     tcase_add_test(t, poison_pill_in_our_mailbox);
     tcase_add_test(t, crash_restarts_in_place_then_relocates);
     tcase_add_test(t, new_master_waits_for_inventory);
