@@ -59,6 +59,7 @@ static void disk_level(struct ha_core *c, int h)
 static void round_start(struct ha_core *c, int h)
 {
     struct fence_state *f = &c->fence[h];
+    f->last_error[0] = 0; /* a new round: the previous one's error is history */
     if (c->db->host[h].fence_ipmi) {
         f->phase = F_DEVICE;
         f->next_at = c->now + c->db->set.fence_timeout + 1000;

@@ -307,7 +307,7 @@ struct ha_core;
 struct ha_core *ha_core_new(const struct ha_db *db, int self);
 void ha_core_free(struct ha_core *c);
 /* Feeds one event; appends the resulting actions to out.  Never fails: bad
- * events (unknown host index, ...) are logged and ignored. */
+ * events (unknown host or VM index, ...) are ignored. */
 void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_actions *out);
 
 /* Read-only queries for status output, `explain`, and simulator checks. */

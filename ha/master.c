@@ -1,5 +1,6 @@
 /* What the master decides: which hosts to fence, where VMs go after a
  * failure, evacuation for maintenance and leave, and admin commands. */
+#define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,7 +234,8 @@ void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
     if (rt->op == OP_NONE || (op && op != rt->op_id))
         return; /* an answer about an earlier operation */
     int where = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
-    const char *what = rt->op == OP_START ? "start" : rt->op == OP_STOP ? "stop" : "migration";
+    bool was_start = rt->op == OP_START;
+    const char *what = was_start ? "start" : rt->op == OP_STOP ? "stop" : "migration";
     logf_(c, why, "%s of %s on %s failed", what, vname(c, v), hname(c, where));
     snprintf(rt->reason, sizeof rt->reason, "%s on %s failed: %s", what, hname(c, where), why);
     if (rt->op != OP_STOP) {
@@ -241,7 +243,7 @@ void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
         rt->retry_at = c->now + RETRY_DELAY;
     }
     rt->op = OP_NONE;
-    if (c->db->vm[v].protect == HA_PROTECT_BEST_EFFORT && what[0] == 's' && what[2] == 'a' && rt->attempts >= 1) {
+    if (c->db->vm[v].protect == HA_PROTECT_BEST_EFFORT && was_start && rt->attempts >= 1) {
         rt->failed = true;
         snprintf(rt->failed_why, sizeof rt->failed_why, "failed: best-effort start on %s failed (%s); it gets one try",
                  hname(c, where), why);
@@ -336,12 +338,10 @@ static int cmp_prio(const struct ha_core *c, int a, int b)
     return a - b;
 }
 
-static const struct ha_core *sort_ctx;
-static int sort_cb(const void *a, const void *b) { return cmp_prio(sort_ctx, *(const int *)a, *(const int *)b); }
+static int sort_cb(const void *a, const void *b, void *c) { return cmp_prio(c, *(const int *)a, *(const int *)b); }
 static void sort_vms(const struct ha_core *c, int *v, int n)
 {
-    sort_ctx = c;
-    qsort(v, (size_t)n, sizeof *v, sort_cb);
+    qsort_r(v, (size_t)n, sizeof *v, sort_cb, (void *)c);
 }
 
 static void wait_for_fence_reason(struct ha_core *c, int v, int h)

@@ -121,9 +121,12 @@ static int set_duration(ha_ms *dst, const char *value, ha_ms min, const char *na
                         size_t errlen)
 {
     ha_ms v;
-    if (ha_parse_duration(value, &v) < 0 || v < min) {
-        snprintf(err, errlen, "setting %s: '%s' is not a duration (e.g. 500ms, 4s, 2m)%s", name,
-                 value, v < min ? " or is too small" : "");
+    if (ha_parse_duration(value, &v) < 0) {
+        snprintf(err, errlen, "setting %s: '%s' is not a duration (e.g. 500ms, 4s, 2m)", name, value);
+        return -EINVAL;
+    }
+    if (v < min) {
+        snprintf(err, errlen, "setting %s: '%s' is below the minimum of %lld ms", name, value, (long long)min);
         return -EINVAL;
     }
     *dst = v;
@@ -156,8 +159,9 @@ int ha_settings_set(struct ha_settings *s, const char *name, const char *value, 
             int r = set_duration(&tmp, value, durations[i].min, name, err, errlen);
             if (r < 0)
                 return r;
-            if (!strcmp(name, "disk_timeout") && tmp < 2 * s->disk_interval) {
-                snprintf(err, errlen, "setting disk_timeout must be at least twice disk_interval");
+            if ((!strcmp(name, "disk_timeout") && tmp < 2 * s->disk_interval) ||
+                (!strcmp(name, "disk_interval") && s->disk_timeout < 2 * tmp)) {
+                snprintf(err, errlen, "setting %s: disk_timeout must be at least twice disk_interval", name);
                 return -EINVAL;
             }
             memcpy((char *)s + durations[i].off, &tmp, sizeof tmp);

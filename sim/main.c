@@ -22,7 +22,8 @@ static void usage(FILE *f)
             "  --json               timeline as JSON lines\n"
             "  -q, --quiet          no timeline; print only failures and a summary\n"
             "  --seed N             seed for --random-faults (default 1)\n"
-            "  --seeds A..B         run every seed from A to B\n"
+            "  --seed A..B, --seeds A..B\n"
+            "                       run every seed from A to B\n"
             "  --random-faults M    add M random faults to each scenario and check the invariants\n"
             "                       (the file's own expectations are not checked then)\n"
             "  --bench              print run statistics (virtual seconds per real second)\n"
@@ -61,12 +62,16 @@ int main(int argc, char **argv)
             o.quiet = true;
             break;
         case 's':
-            if (ha_parse_int(optarg, 0, 4000000000L, &n) < 0) {
-                fprintf(stderr, "vigil-sim: --seed takes a whole number, not '%s'\n", optarg);
-                return 2;
+            if (!strstr(optarg, "..")) {
+                if (ha_parse_int(optarg, 0, 4000000000L, &n) < 0) {
+                    fprintf(stderr, "vigil-sim: --seed takes a whole number or A..B, not '%s'\n", optarg);
+                    return 2;
+                }
+                o.seed = (unsigned)n;
+                break;
             }
-            o.seed = (unsigned)n;
-            break;
+            /* --seed A..B is --seeds A..B */
+            __attribute__((fallthrough));
         case 'S': {
             char a[32], b[32];
             long x, y;
@@ -145,7 +150,7 @@ int main(int argc, char **argv)
             if (rc) {
                 failed++;
                 if (o.random_faults <= 0 || !o.quiet)
-                    fprintf(stdout, "%s: FAILED (%d expectation(s), %d invariant violation(s))\n", sc[i].file,
+                    fprintf(o.json ? stderr : stdout, "%s: FAILED (%d expectation(s), %d invariant violation(s))\n", sc[i].file,
                             r.failed_expect, r.violations);
             } else if (!o.json && (!o.quiet || nf == 1) && o.random_faults <= 0)
                 fprintf(stdout, "%s: ok (%d expectations, invariants held)\n", sc[i].file, sc[i].nex);

@@ -125,7 +125,8 @@ static int parse_host(struct ctx *x, int argc, char **argv)
     if (strlen(argv[1]) >= HA_NAME_MAX)
         return bad(x, "host name too long");
     if (argv[1][0] == '-' || strchr(argv[1], '=') || strchr(argv[1], ',') || strchr(argv[1], '|') ||
-        !strcmp(argv[1], "all") || !strcmp(argv[1], "any"))
+        !strcmp(argv[1], "all") || !strcmp(argv[1], "any") || !strcmp(argv[1], "host") ||
+        !strcmp(argv[1], "vm") || !strcmp(argv[1], "pool"))
         return bad(x, "'%s' cannot be a host name", argv[1]);
     if (check_keys(x, argc, argv, 2, keys) < 0)
         return -EINVAL;

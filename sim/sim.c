@@ -80,7 +80,7 @@ struct sim {
     /* timeline kept for context on failure */
     char **tl;
     size_t ntl, captl;
-    bool bad_expect_printed;
+    bool *never_failed; /* per expectation: already reported this run */
 };
 
 /* ------------------------------------------------------------ output */
@@ -139,6 +139,9 @@ static void say(struct sim *S, const char *actor, const char *why, const char *f
         fprintf(S->out, "%s\n", line);
 }
 
+/* Failure reports: with --json they go to stderr, keeping stdout pure JSON. */
+static FILE *rep(const struct sim *S) { return S->o->json ? stderr : S->out; }
+
 static void violation(struct sim *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void violation(struct sim *S, const char *fmt, ...)
 {
@@ -153,10 +156,10 @@ static void violation(struct sim *S, const char *fmt, ...)
         return;
     say(S, "CHECK", NULL, "INVARIANT VIOLATED: %s", msg);
     if (S->o->quiet || S->o->json) {
-        fprintf(S->out, "%s: INVARIANT VIOLATED at %s: %s\n  timeline before it:\n", S->s->file, t, msg);
+        fprintf(rep(S), "%s: INVARIANT VIOLATED at %s: %s\n  timeline before it:\n", S->s->file, t, msg);
         size_t from = S->ntl > 25 ? S->ntl - 25 : 0;
         for (size_t i = from; i < S->ntl; i++)
-            fprintf(S->out, "  | %s\n", S->tl[i]);
+            fprintf(rep(S), "  | %s\n", S->tl[i]);
     }
 }
 
@@ -286,7 +289,6 @@ static void power_off(struct sim *S, int h, const char *how)
     x->core = NULL;
     x->view_sent = false;
     vm_gone_with_host(S, h, how);
-    S->failed_at[h] = S->now;
     schedule_membership(S, S->db.set.token_timeout);
 }
 
@@ -682,6 +684,8 @@ static void run_cmd(struct sim *S, const struct scn_event *e)
     }
     struct ha_event ev = {.type = HA_EV_CMD, .now = S->now};
     ev.u.cmd = e->cmd;
+    if (ev.u.cmd.type == HA_CMD_POOL_LEAVE && ev.u.cmd.host == HA_NO_HOST)
+        ev.u.cmd.host = via; /* typed on a host without a name: that host leaves */
     step(S, m, &ev);
 }
 
@@ -829,29 +833,31 @@ static void check_expect(struct sim *S, int i)
     if (S->o->quiet || S->o->json) {
         char t[32];
         ha_format_time(S->now, t, sizeof t);
-        fprintf(S->out, "%s:%d: expectation failed at %s: %s\n  got: %s\n  timeline before it:\n", S->s->file, e->line, t,
+        fprintf(rep(S), "%s:%d: expectation failed at %s: %s\n  got: %s\n  timeline before it:\n", S->s->file, e->line, t,
                 e->src, got);
         size_t from = S->ntl > 25 ? S->ntl - 25 : 0;
         for (size_t k = from; k < S->ntl; k++)
-            fprintf(S->out, "  | %s\n", S->tl[k]);
+            fprintf(rep(S), "  | %s\n", S->tl[k]);
     }
 }
 
 static void check_never(struct sim *S)
 {
+    if (S->o->random_faults > 0)
+        return; /* the file's expectations do not hold under random faults */
     for (int i = 0; i < S->s->nex; i++) {
         const struct scn_expect *e = &S->s->ex[i];
-        if (e->when != EXP_NEVER)
+        if (e->when != EXP_NEVER || S->never_failed[i])
             continue;
         const struct wvm *w = &S->vm[e->vm];
         bool on = w->st != W_OFF && (!e->hosts || (e->hosts & HA_BIT(w->host)));
-        if (on && e->at >= 0) {
+        if (on) {
             S->res->failed_expect++;
             say(S, "CHECK", NULL, "FAILED: %s: %s is on %s", e->src, V(S, e->vm), H(S, w->host));
             if (S->o->quiet || S->o->json)
-                fprintf(S->out, "%s:%d: expectation failed: %s (%s is on %s)\n", S->s->file, e->line, e->src,
+                fprintf(rep(S), "%s:%d: expectation failed: %s (%s is on %s)\n", S->s->file, e->line, e->src,
                         V(S, e->vm), H(S, w->host));
-            S->s->ex[i].at = -1; /* report once */
+            S->never_failed[i] = true; /* report once */
         }
     }
 }
@@ -1041,7 +1047,8 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     S->db = s->db; /* shallow: copy the VM array below */
     S->db.vm = malloc((size_t)(s->db.nvms ? s->db.nvms : 1) * sizeof *S->db.vm);
     S->vm = calloc((size_t)(s->db.nvms ? s->db.nvms : 1), sizeof *S->vm);
-    if (!S->db.vm || !S->vm)
+    S->never_failed = calloc((size_t)(s->nex ? s->nex : 1), sizeof *S->never_failed);
+    if (!S->db.vm || !S->vm || !S->never_failed)
         abort();
     if (s->db.nvms)
         memcpy(S->db.vm, s->db.vm, (size_t)s->db.nvms * sizeof *S->db.vm);
@@ -1151,11 +1158,12 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     res->virtual_ms = S->now;
     int rc = res->violations || res->failed_expect ? 1 : 0;
     if (rc && o->random_faults > 0) {
-        fprintf(out, "%s: seed %u: %d invariant violation(s). Replay: vigil-sim --seed %u --random-faults %d %s\n"
+        FILE *ro = o->json ? stderr : out;
+        fprintf(ro, "%s: seed %u: %d invariant violation(s). Replay: vigil-sim --seed %u --random-faults %d %s\n"
                      "fault schedule (scenario lines):\n",
                 s->file, o->seed, res->violations, o->seed, o->random_faults, s->file);
         for (int i = nev_orig; i < s->nev; i++)
-            fprintf(out, "  %s\n", s->ev[i].text);
+            fprintf(ro, "  %s\n", s->ev[i].text);
     }
     for (int h = 0; h < HA_MAX_HOSTS; h++)
         ha_core_free(S->h[h].core);
@@ -1164,6 +1172,7 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     free(S->tl);
     free(S->q);
     free(S->vm);
+    free(S->never_failed);
     free(S->db.vm);
     ha_actions_free(&S->acts);
     s->nev = nev_orig;
