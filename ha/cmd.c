@@ -158,6 +158,16 @@ static int parse_vm(struct parser *p, struct ha_cmd *c)
                 if (!a || ha_parse_int(a, 1, 5, &n) < 0)
                     return fail(p, "--priority takes 1 to 5, not '%s'", a ? a : "nothing");
                 c->priority = (int)n;
+            } else if (!strcmp(w, "--after")) {
+                const char *a = next(p);
+                if (!a)
+                    return fail(p, "--after takes a VM name or none%s", NULL);
+                if (!strcmp(a, "none"))
+                    c->after = -1;
+                else if ((c->after = ha_db_find_vm(p->db, a)) < 0)
+                    return fail(p, "--after: unknown VM '%s'", a);
+                else if (c->after == c->vm)
+                    return fail(p, "--after: a VM cannot start after itself ('%s')", a);
             } else if (!strcmp(w, "--order")) {
                 const char *a = next(p);
                 if (!a || ha_parse_int(a, 0, 1000000, &n) < 0)
@@ -177,6 +187,43 @@ static int parse_vm(struct parser *p, struct ha_cmd *c)
         return fail(p, "unknown vm subcommand '%s'", sub);
     }
     return 0;
+}
+
+static int parse_rule(struct parser *p, struct ha_cmd *c)
+{
+    const char *sub = next(p);
+    if (!sub)
+        return fail(p, "'rule' needs a subcommand (add, del)%s", NULL);
+    if (!strcmp(sub, "add")) {
+        c->type = HA_CMD_RULE_ADD;
+        bool force = false;
+        int n = p->argc - p->i;
+        /* --force may stand anywhere after the rule words */
+        char *words[64];
+        int nw = 0;
+        for (int k = 0; k < n && nw < 64; k++) {
+            if (!strcmp(p->argv[p->i + k], "--force"))
+                force = true;
+            else
+                words[nw++] = p->argv[p->i + k];
+        }
+        p->i = p->argc;
+        c->force = force;
+        return ha_rule_parse(p->db, nw, words, &c->rule, p->err, p->errlen);
+    }
+    if (!strcmp(sub, "del")) {
+        c->type = HA_CMD_RULE_DEL;
+        const char *w = next(p);
+        if (!w)
+            return fail(p, "'rule del' needs a rule name%s", NULL);
+        if (strlen(w) >= HA_NAME_MAX)
+            return fail(p, "rule name too long: '%s'", w);
+        snprintf(c->rule.name, sizeof c->rule.name, "%s", w); /* resolved when it runs */
+        if ((w = next(p)))
+            return fail(p, "unexpected word '%s'", w);
+        return 0;
+    }
+    return fail(p, "unknown rule subcommand '%s'", sub);
 }
 
 static int parse_pool(struct parser *p, struct ha_cmd *c)
@@ -227,7 +274,7 @@ int ha_cmd_parse(const struct ha_db *db, int argc, char **argv, struct ha_cmd *o
                  size_t errlen)
 {
     struct parser p = {.db = db, .argc = argc, .argv = argv, .err = err, .errlen = errlen};
-    struct ha_cmd c = {.type = HA_CMD_NONE, .host = HA_NO_HOST, .vm = -1, .order = INT32_MIN};
+    struct ha_cmd c = {.type = HA_CMD_NONE, .host = HA_NO_HOST, .vm = -1, .order = INT32_MIN, .after = -2};
     const char *w = next(&p);
     int r;
     if (!w)
@@ -238,8 +285,10 @@ int ha_cmd_parse(const struct ha_db *db, int argc, char **argv, struct ha_cmd *o
         r = parse_vm(&p, &c);
     else if (!strcmp(w, "pool"))
         r = parse_pool(&p, &c);
+    else if (!strcmp(w, "rule"))
+        r = parse_rule(&p, &c);
     else
-        r = fail(&p, "unknown command '%s' (expected host, vm or pool)", w);
+        r = fail(&p, "unknown command '%s' (expected host, vm, pool or rule)", w);
     if (r < 0)
         return r;
     *out = c;
@@ -252,6 +301,6 @@ const char *ha_cmd_name(enum ha_cmd_type t)
                                     "host fence",    "vm start",         "vm stop",
                                     "vm migrate",    "vm protect",       "vm unprotect",
                                     "pool join",     "pool leave",       "pool eject",
-                                    "pool designate-master"};
+                                    "pool designate-master", "rule add",     "rule del"};
     return (unsigned)t < sizeof n / sizeof n[0] ? n[t] : "?";
 }

@@ -521,7 +521,11 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
         break;
     case HA_EV_VM_REPORT:
         if (valid_host(c, ev->u.report.host) && valid_vm(c, ev->u.report.vm))
-            vm_report(c, ev->u.report.host, ev->u.report.vm, ev->u.report.state, ev->u.report.to);
+            vm_report(c, ev->u.report.host, ev->u.report.vm, ev->u.report.state, ev->u.report.to, ev->u.report.op);
+        break;
+    case HA_EV_VM_LOAD:
+        if (valid_vm(c, ev->u.load.vm) && ev->u.load.cpu_pct >= 0 && ev->u.load.cpu_pct < 1e6)
+            c->vm[ev->u.load.vm].load = ev->u.load.cpu_pct;
         break;
     case HA_EV_INVENTORY:
         if (valid_host(c, ev->u.report.host)) {

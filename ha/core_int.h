@@ -41,8 +41,11 @@ struct vm_rt {
     bool failed;
     int avoid_host;   /* where the last start/migration failed */
     int on_host;      /* admin vm start --on */
+    bool on_force;    /* ... --force: strict rules do not apply to that start */
     uint64_t obs_seq; /* report counter when obs was last set */
     int lost_from;    /* the host whose fence made it need recovery */
+    double load;      /* CPU load reported by the agent, % of one physical CPU */
+    int eprio;        /* priority for recovery order: its own, or a dependent's if higher */
     char reason[HA_REASON_MAX];
     char placed[HA_REASON_MAX];
     char failed_why[HA_REASON_MAX];
@@ -92,6 +95,27 @@ struct ha_core {
     struct vm_rt *vm;
     int nvm;
     ha_ms timer_at;
+    ha_ms next_balance;
+};
+
+/* Capacity in use per host, and where each VM is or is going (sched.c). */
+struct usage {
+    uint64_t mem[HA_MAX_HOSTS];
+    int cpus[HA_MAX_HOSTS];
+    int vms[HA_MAX_HOSTS];
+    int *place;          /* per VM: host it is on or going to, HA_NO_HOST */
+    int *rstart, *rlist; /* VM -> rule ids */
+};
+
+/* A hypothetical change for admission control: VM `vm` (-1: none) moves to
+ * `to` (HA_NO_HOST: nowhere) with the given protection; hosts in `out`
+ * leave service (maintenance, leave) and their VMs must find room. */
+struct plan_mod {
+    int vm;
+    int to;
+    bool protect;
+    bool running;
+    ha_hostset out;
 };
 
 /* core.c */
@@ -113,10 +137,24 @@ void fence_tick(struct ha_core *c);
 void fence_describe(const struct ha_core *c, int h, char *buf, size_t len);
 ha_ms fence_next_deadline(const struct ha_core *c);
 
+/* sched.c */
+void usage_build(const struct ha_core *c, struct usage *u);
+void usage_free(struct usage *u);
+void usage_add(const struct ha_core *c, struct usage *u, int v, int h);
+bool eligible(const struct ha_core *c, int h, const char **why);
+bool fits(const struct ha_core *c, const struct usage *u, int v, int h);
+int rules_check(const struct ha_core *c, const struct usage *u, int v, int h, int ignore, char *why, size_t len);
+int choose_host(const struct ha_core *c, const struct usage *u, int v, int avoid, int only, int ignore, char *why,
+                size_t len);
+int plan_tolerance(const struct ha_core *c, const struct plan_mod *mod, int max_k);
+void balance_tick(struct ha_core *c, struct usage *u);
+ha_ms balance_next(const struct ha_core *c);
+
 /* master.c */
+void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, const char *why);
 void master_reconcile(struct ha_core *c);
 void master_command(struct ha_core *c, const struct ha_cmd *cmd);
-void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to);
+void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to, uint64_t op);
 void vm_failed(struct ha_core *c, int vm, uint64_t op, const char *why);
 void vms_host_fenced(struct ha_core *c, int h);
 ha_ms ops_next_deadline(const struct ha_core *c);

@@ -16,8 +16,11 @@ void ha_db_init(struct ha_db *db)
 void ha_db_free(struct ha_db *db)
 {
     free(db->vm);
+    free(db->rule);
     db->vm = NULL;
+    db->rule = NULL;
     db->nvms = 0;
+    db->nrules = 0;
 }
 
 int ha_db_find_host(const struct ha_db *db, const char *name)
@@ -122,11 +125,30 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         h->fenced = c->arg != 0;
         break;
     case HA_CHG_VM_PROTECT:
-        if (!v || c->priority < 1 || c->priority > 5)
+        if (!v || c->priority < 1 || c->priority > 5 || c->after1 < 0 || c->after1 > db->nvms ||
+            c->after1 == c->vm + 1 || (c->after1 && ha_after_cycle(db, c->vm, c->after1 - 1)))
             return -EINVAL;
         v->protect = c->protect;
         v->priority = c->priority;
         v->order = c->order;
+        v->after1 = c->after1;
+        break;
+    case HA_CHG_RULE_ADD: {
+        char err[HA_REASON_MAX];
+        if (ha_rule_check(db, &c->rule, err, sizeof err) < 0)
+            return -EINVAL;
+        struct ha_rule *nr = realloc(db->rule, (size_t)(db->nrules + 1) * sizeof *nr);
+        if (!nr)
+            return -ENOMEM;
+        db->rule = nr;
+        db->rule[db->nrules++] = c->rule;
+        break;
+    }
+    case HA_CHG_RULE_DEL:
+        if (c->arg < 0 || c->arg >= db->nrules)
+            return -EINVAL;
+        memmove(&db->rule[c->arg], &db->rule[c->arg + 1], (size_t)(db->nrules - c->arg - 1) * sizeof *db->rule);
+        db->nrules--;
         break;
     case HA_CHG_VM_WANT:
         if (!v)

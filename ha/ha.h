@@ -46,6 +46,8 @@ struct ha_settings {
     int max_restart;
     bool watchdog;           /* hosts arm a hardware watchdog */
     double cpu_overcommit;   /* vCPUs per physical CPU */
+    int failures_to_tolerate; /* admission control: 0 = off */
+    ha_ms balance_interval;  /* load balancer period: 0 = off */
 };
 
 void ha_settings_default(struct ha_settings *s);
@@ -76,9 +78,23 @@ struct ha_db_vm {
     int priority;      /* 1 (first) .. 5 */
     int order;         /* within a priority, lower first */
     bool want_running; /* desired state */
+    int after1;        /* 1 + the VM it starts after (only once that one runs); 0: none */
     int host;          /* where the pool last placed it, HA_NO_HOST if nowhere */
     int migrating_to;  /* a live migration there was ordered and its outcome is
                         * not recorded yet: the VM may be on either host */
+};
+
+/* Placement rules (docs/scheduler.md).  A strict rule is never broken by
+ * vigil; a soft one is kept when some placement allows it. */
+enum ha_rule_type { HA_RULE_ANTI_AFFINITY, HA_RULE_AFFINITY, HA_RULE_PIN };
+#define HA_RULE_MAX_VMS 32
+struct ha_rule {
+    char name[HA_NAME_MAX];
+    enum ha_rule_type type;
+    bool strict;
+    int nvms;
+    int vm[HA_RULE_MAX_VMS];
+    ha_hostset hosts; /* PIN: the allowed hosts */
 };
 
 struct ha_db {
@@ -89,6 +105,8 @@ struct ha_db {
     struct ha_db_host host[HA_MAX_HOSTS];
     int nvms;
     struct ha_db_vm *vm; /* nvms entries, owned */
+    int nrules;
+    struct ha_rule *rule; /* nrules entries, owned */
 };
 
 enum ha_change_type {
@@ -101,7 +119,9 @@ enum ha_change_type {
     HA_CHG_VM_WANT,         /* arg: want running */
     HA_CHG_VM_PLACE,        /* host; ends any migration */
     HA_CHG_VM_MIGRATING,    /* host = source, arg = destination */
-    HA_CHG_PREFERRED_MASTER /* host */
+    HA_CHG_PREFERRED_MASTER, /* host */
+    HA_CHG_RULE_ADD,        /* rule */
+    HA_CHG_RULE_DEL,        /* arg = rule index */
 };
 
 struct ha_change {
@@ -112,6 +132,8 @@ struct ha_change {
     enum ha_protect protect;
     int priority;
     int order;
+    int after1;            /* VM_PROTECT: 1 + the VM to start after; 0 = none */
+    struct ha_rule rule;   /* RULE_ADD */
 };
 
 void ha_db_init(struct ha_db *db);
@@ -126,6 +148,16 @@ int ha_db_find_vm(const struct ha_db *db, const char *name);
  * applies the same sequence holds the same database. Returns 0 or -EINVAL. */
 int ha_db_apply(struct ha_db *db, const struct ha_change *c);
 ha_hostset ha_db_joined(const struct ha_db *db);
+int ha_db_find_rule(const struct ha_db *db, const char *name);
+/* Whether a rule may be added: names, sizes, and no contradiction with the
+ * rules already there.  Returns 0, or -EINVAL with the reason in err. */
+int ha_rule_check(const struct ha_db *db, const struct ha_rule *r, char *err, size_t errlen);
+/* Whether "a starts after b" would close a cycle of after= dependencies. */
+bool ha_after_cycle(const struct ha_db *db, int a, int b);
+/* Parses rule words: `anti-affinity|affinity NAME VM VM... [strict|--strict]`
+ * or `pin VM HOST[,HOST...] [HOST...] [strict|--strict]`. */
+int ha_rule_parse(const struct ha_db *db, int argc, char **argv, struct ha_rule *out, char *err, size_t errlen);
+const char *ha_rule_type_name(enum ha_rule_type t);
 
 /* ---------------------------------------------------------------- admin commands */
 enum ha_cmd_type {
@@ -142,6 +174,8 @@ enum ha_cmd_type {
     HA_CMD_POOL_LEAVE,     /* pool leave [H] [--evacuate] */
     HA_CMD_POOL_EJECT,     /* pool eject H */
     HA_CMD_DESIGNATE,      /* pool designate-master H */
+    HA_CMD_RULE_ADD,       /* rule add anti-affinity|affinity NAME VM... [--strict] | rule add pin VM HOST... [--strict] */
+    HA_CMD_RULE_DEL,       /* rule del NAME */
 };
 
 struct ha_cmd {
@@ -156,6 +190,8 @@ struct ha_cmd {
     int priority;            /* 0: unchanged */
     int order;               /* INT32_MIN: unchanged */
     bool has_order;
+    int after;               /* VM_PROTECT --after: VM index; -1 none; -2 unchanged */
+    struct ha_rule rule;     /* RULE_ADD; RULE_DEL: rule.name */
 };
 
 /* Parses the words of a `vigil` command line (without "vigil") against the
@@ -192,6 +228,7 @@ enum ha_event_type {
     HA_EV_VM_REPORT,  /* an agent reported a VM's state on a host */
     HA_EV_INVENTORY,  /* u.report.host has now reported every VM it runs */
     HA_EV_VM_FAILED,  /* an operation the core asked for failed */
+    HA_EV_VM_LOAD,    /* the agent measured a VM's CPU load */
     HA_EV_CMD,        /* admin command */
     HA_EV_TIMER,      /* the timer the core armed fired */
 };
@@ -219,8 +256,13 @@ struct ha_event {
             int host;
             int vm;
             enum ha_vm_obs state;
-            int to; /* MIGRATING: destination */
+            int to;      /* MIGRATING: destination */
+            uint64_t op; /* id of the last operation the agent applied to this VM (0: none known) */
         } report;
+        struct {
+            int vm;
+            double cpu_pct; /* percent of one physical CPU (100 = one core busy) */
+        } load;
         struct {
             int vm;
             uint64_t op; /* the op id of the failed VM_START/STOP/MIGRATE */
@@ -320,6 +362,19 @@ enum ha_vm_state ha_core_vm_state(const struct ha_core *c, int vm, int *host);
  * running. */
 void ha_core_explain(const struct ha_core *c, int vm, char *buf, size_t len);
 bool ha_core_fence_confirmed(const struct ha_core *c, int host);
+
+/* The admission-control plan: how many simultaneous host failures every
+ * ha=restart VM survives, and the room each host keeps for that. */
+struct ha_plan {
+    int tolerates;          /* largest k such that every k-host failure leaves room */
+    bool exact;             /* true: proven for every failure set; false: a lower bound */
+    int hosts_considered;   /* live, eligible hosts */
+    uint64_t reserve_mb[HA_MAX_HOSTS]; /* memory a host must keep free for ftt failures */
+    char method[HA_REASON_MAX];
+};
+/* Computes the plan from the master's view (up to max_k failures; 0 means
+ * up to the pool size). */
+void ha_core_plan(const struct ha_core *c, int max_k, struct ha_plan *out);
 
 const char *ha_host_state_name(enum ha_host_state s);
 const char *ha_vm_state_name(enum ha_vm_state s);

@@ -9,121 +9,9 @@
 
 #include "core_int.h"
 
-struct usage {
-    uint64_t mem[HA_MAX_HOSTS];
-    int cpus[HA_MAX_HOSTS];
-    int vms[HA_MAX_HOSTS];
-};
-
 static bool obs_present(enum ha_vm_obs o)
 {
     return o == HA_OBS_STARTING || o == HA_OBS_RUNNING || o == HA_OBS_STOPPING || o == HA_OBS_MIGRATING;
-}
-
-static void use(const struct ha_core *c, struct usage *u, int v, int h)
-{
-    if (h < 0 || h >= c->db->nhosts)
-        return;
-    u->mem[h] += c->db->vm[v].mem_mb;
-    u->cpus[h] += c->db->vm[v].cpus;
-    u->vms[h]++;
-}
-
-static void compute_usage(const struct ha_core *c, struct usage *u)
-{
-    memset(u, 0, sizeof *u);
-    for (int v = 0; v < c->nvm; v++) {
-        const struct vm_rt *rt = &c->vm[v];
-        int at = obs_present(rt->obs) ? rt->obs_host : HA_NO_HOST;
-        use(c, u, v, at);
-        if (rt->op == OP_START && rt->op_host != at)
-            use(c, u, v, rt->op_host);
-        if (rt->op == OP_MIGRATE && rt->op_to != at)
-            use(c, u, v, rt->op_to);
-    }
-}
-
-/* A host that may receive VMs. */
-static bool eligible(const struct ha_core *c, int h, const char **why)
-{
-    const struct ha_db_host *d = &c->db->host[h];
-    if (!d->joined)
-        *why = "not in the pool";
-    else if (d->fenced || c->fence[h].phase != F_IDLE)
-        *why = "fenced";
-    else if (c->verdict[h] != HA_ALIVE)
-        *why = ha_verdict_name(c->verdict[h]);
-    else if (d->maintenance)
-        *why = "in maintenance";
-    else if (d->leaving)
-        *why = "leaving the pool";
-    else if (!(c->inventory & HA_BIT(h)))
-        *why = "has not reported its VMs yet";
-    else if (h != c->self && !slot_fresh(c, h))
-        *why = "its disk heartbeat is not seen yet";
-    else
-        return true;
-    return false;
-}
-
-static bool fits(const struct ha_core *c, const struct usage *u, int v, int h)
-{
-    const struct ha_db_vm *vm = &c->db->vm[v];
-    const struct ha_db_host *d = &c->db->host[h];
-    return u->mem[h] + vm->mem_mb <= d->mem_mb &&
-           (double)(u->cpus[h] + vm->cpus) <= (double)d->cpus * c->db->set.cpu_overcommit;
-}
-
-/* Placement policy: among eligible hosts with room, the one with the most
- * free memory after placement (keeps the pool balanced); ties go to fewer
- * VMs, then to the lowest host id.  Returns HA_NO_HOST and a reason. */
-static int choose_host(const struct ha_core *c, const struct usage *u, int v, int avoid, int only,
-                       char *why, size_t len)
-{
-    int best = HA_NO_HOST;
-    uint64_t best_free = 0;
-    int ncand = 0;
-    for (int h = 0; h < c->db->nhosts; h++) {
-        const char *w;
-        if (h == avoid || (only != HA_NO_HOST && h != only) || !eligible(c, h, &w))
-            continue;
-        ncand++;
-        if (!fits(c, u, v, h))
-            continue;
-        uint64_t free_after = c->db->host[h].mem_mb - u->mem[h] - c->db->vm[v].mem_mb;
-        if (best == HA_NO_HOST || free_after > best_free ||
-            (free_after == best_free && u->vms[h] < u->vms[best])) {
-            best = h;
-            best_free = free_after;
-        }
-    }
-    if (best == HA_NO_HOST) {
-        const struct ha_db_vm *vm = &c->db->vm[v];
-        if (only != HA_NO_HOST) {
-            const char *w = "no room";
-            if (!eligible(c, only, &w) || only == avoid)
-                snprintf(why, len, "%s cannot take it: %s", hname(c, only), only == avoid ? "it just failed there" : w);
-            else
-                snprintf(why, len, "%s has not %llu MiB and %d vCPU free", hname(c, only),
-                         (unsigned long long)vm->mem_mb, vm->cpus);
-        } else if (!ncand)
-            snprintf(why, len, "no eligible host (all others are down, fenced or in maintenance)");
-        else {
-            snprintf(why, len, "no host has %llu MiB and %d vCPU free", (unsigned long long)vm->mem_mb, vm->cpus);
-            size_t l = strlen(why);
-            int n = 0;
-            for (int h = 0; h < c->db->nhosts && l + 40 < len; h++) {
-                const char *w;
-                if (h == avoid || !c->db->host[h].joined || eligible(c, h, &w))
-                    continue;
-                snprintf(why + l, len - l, "%s%s %s", n++ ? ", " : " (not eligible: ", hname(c, h), w);
-                l = strlen(why);
-            }
-            if (n && l + 1 < len)
-                snprintf(why + l, len - l, ")");
-        }
-    }
-    return best;
 }
 
 static void set_reason(struct vm_rt *rt, const char *s) { snprintf(rt->reason, sizeof rt->reason, "%s", s); }
@@ -148,12 +36,14 @@ static void start_vm(struct ha_core *c, struct usage *u, int v, int h, const cha
         rt->restarts = 0;
     rt->attempts++;
     rt->on_host = HA_NO_HOST;
+    rt->on_force = false;
     snprintf(rt->placed, sizeof rt->placed, "started on %s: %s", hname(c, h), why);
     snprintf(rt->reason, sizeof rt->reason, "starting on %s: %s", hname(c, h), why);
-    use(c, u, v, h);
+    usage_add(c, u, v, h);
+    u->place[v] = h;
 }
 
-static void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, const char *why)
+void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, const char *why)
 {
     struct vm_rt *rt = &c->vm[v];
     /* until its outcome is recorded the VM may be on either host: a master
@@ -170,7 +60,8 @@ static void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int 
     rt->op_to = to;
     rt->op_deadline = c->now + c->db->set.op_timeout;
     snprintf(rt->reason, sizeof rt->reason, "migrating from %s to %s: %s", hname(c, from), hname(c, to), why);
-    use(c, u, v, to);
+    usage_add(c, u, v, to);
+    u->place[v] = to;
 }
 
 static void stop_vm(struct ha_core *c, int v, int h, const char *why)
@@ -189,11 +80,13 @@ static void stop_vm(struct ha_core *c, int v, int h, const char *why)
 
 /* ------------------------------------------------------------ agent reports */
 
-void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to)
+void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, uint64_t op)
 {
     struct vm_rt *rt = &c->vm[v];
     if (fenced_now(c, host))
         return; /* sent before it was fenced and delivered late: it runs nothing now */
+    if (!obs_present(st) && rt->op != OP_NONE && op != rt->op_id && (rt->op_host == host || rt->op_to == host))
+        return; /* a stop or crash of an earlier incarnation, delivered after our new operation */
     rt->obs_seq = ++c->report_seq;
     if (obs_present(st)) {
         rt->obs_host = host;
@@ -328,11 +221,29 @@ static void reconcile_hosts(struct ha_core *c)
     }
 }
 
+/* A VM others start after inherits their priority if it is higher: the
+ * dependency of a priority-1 VM is needed as urgently as that VM. */
+static int eprio(const struct ha_core *c, int v)
+{
+    return c->vm[v].eprio ? c->vm[v].eprio : c->db->vm[v].priority;
+}
+
+static void compute_eprio(struct ha_core *c)
+{
+    const struct ha_db *db = c->db;
+    for (int v = 0; v < c->nvm; v++)
+        c->vm[v].eprio = db->vm[v].priority;
+    for (int v = 0; v < c->nvm; v++) /* walk each dependent's chain; chains have no cycles */
+        for (int d = db->vm[v].after1 - 1, steps = 0; d >= 0 && steps < c->nvm; d = db->vm[d].after1 - 1, steps++)
+            if (c->vm[d].eprio > db->vm[v].priority)
+                c->vm[d].eprio = db->vm[v].priority;
+}
+
 static int cmp_prio(const struct ha_core *c, int a, int b)
 {
     const struct ha_db_vm *x = &c->db->vm[a], *y = &c->db->vm[b];
-    if (x->priority != y->priority)
-        return x->priority - y->priority;
+    if (eprio(c, a) != eprio(c, b))
+        return eprio(c, a) - eprio(c, b);
     if (x->order != y->order)
         return x->order < y->order ? -1 : 1;
     return a - b;
@@ -385,6 +296,7 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
     if (!todo)
         abort();
     int ntodo = 0;
+    compute_eprio(c);
 
     for (int v = 0; v < c->nvm; v++) {
         struct vm_rt *rt = &c->vm[v];
@@ -456,12 +368,31 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         struct vm_rt *rt = &c->vm[v];
         const struct ha_db_vm *d = &db->vm[v];
         char why[HA_REASON_MAX];
+        int first = d->after1 - 1;
+        /* wait only for a dependency vigil itself will bring up */
+        if (first >= 0 && db->vm[first].want_running && c->vm[first].obs != HA_OBS_RUNNING &&
+            (db->vm[first].protect != HA_PROTECT_OFF || obs_present(c->vm[first].obs) ||
+             c->vm[first].op == OP_START) && !c->vm[first].failed) {
+            snprintf(rt->reason, sizeof rt->reason, "waiting for %s to run first (after=%s)", vname(c, first),
+                     vname(c, first));
+            /* keep its room in this pass, so that a VM of lower priority
+             * does not take it while it waits */
+            int rh = choose_host(c, u, v, HA_NO_HOST, HA_NO_HOST, HA_NO_HOST, NULL, 0);
+            if (rh != HA_NO_HOST)
+                usage_add(c, u, v, rh);
+            continue;
+        }
         bool crashed_here = rt->obs == HA_OBS_CRASHED && rt->obs_host != HA_NO_HOST && host_alive(c, rt->obs_host);
         int h;
         if (rt->on_host != HA_NO_HOST) {
-            h = choose_host(c, u, v, HA_NO_HOST, rt->on_host, why, sizeof why);
+            const char *nw = "";
+            if (rt->on_force && eligible(c, rt->on_host, &nw) && fits(c, u, v, rt->on_host))
+                h = rt->on_host; /* forced: the administrator overrode the rules */
+            else
+                h = choose_host(c, u, v, HA_NO_HOST, rt->on_host, HA_NO_HOST, why, sizeof why);
             if (h != HA_NO_HOST)
-                start_vm(c, u, v, h, "administrator asked for this host");
+                start_vm(c, u, v, h, rt->on_force ? "administrator asked for this host (--force)"
+                                                  : "administrator asked for this host");
         } else if (crashed_here && rt->restarts < db->set.max_restart && d->protect == HA_PROTECT_RESTART &&
                    rt->avoid_host != rt->obs_host && eligible(c, rt->obs_host, &(const char *){0}) &&
                    fits(c, u, v, rt->obs_host)) {
@@ -470,7 +401,7 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
             start_vm(c, u, v, h, why);
         } else {
             int avoid = crashed_here ? rt->obs_host : rt->avoid_host;
-            h = choose_host(c, u, v, avoid, HA_NO_HOST, why, sizeof why);
+            h = choose_host(c, u, v, avoid, HA_NO_HOST, HA_NO_HOST, why, sizeof why);
             if (h != HA_NO_HOST) {
                 char w2[HA_REASON_MAX];
                 const char *nw = "";
@@ -516,7 +447,7 @@ static void reconcile_evacuation(struct ha_core *c, struct usage *u)
         for (int i = 0; i < n && inflight < db->set.evacuate_concurrency; i++) {
             int v = list[i];
             char why[HA_REASON_MAX];
-            int to = choose_host(c, u, v, x, HA_NO_HOST, why, sizeof why);
+            int to = choose_host(c, u, v, x, HA_NO_HOST, x, why, sizeof why);
             if (to == HA_NO_HOST) {
                 snprintf(c->vm[v].reason, sizeof c->vm[v].reason, "cannot leave %s (%s): %s", hname(c, x),
                          d->leaving ? "leaving the pool" : "maintenance", why);
@@ -566,10 +497,12 @@ void master_reconcile(struct ha_core *c)
     reconcile_hosts(c);
     fence_tick(c);
     struct usage u;
-    compute_usage(c, &u);
+    usage_build(c, &u);
     reconcile_vms(c, &u);
     reconcile_evacuation(c, &u);
     reconcile_leaving(c);
+    balance_tick(c, &u);
+    usage_free(&u);
 }
 
 ha_ms ops_next_deadline(const struct ha_core *c)
@@ -581,6 +514,9 @@ ha_ms ops_next_deadline(const struct ha_core *c)
         if (c->vm[v].retry_at > c->now && (!t || c->vm[v].retry_at < t))
             t = c->vm[v].retry_at;
     }
+    ha_ms b = balance_next(c);
+    if (b && (!t || b < t))
+        t = b;
     return t;
 }
 
@@ -616,14 +552,32 @@ static int count_protected_on(const struct ha_core *c, int h, char *names, size_
     return n;
 }
 
-static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
+/* Admission control: would this change leave fewer tolerated host failures
+ * than the pool's setting (and fewer than now)?  Writes the refusal. */
+static bool admission_refuses(struct ha_core *c, const struct ha_cmd *cmd, const struct plan_mod *m, char *buf,
+                              size_t len)
+{
+    int ftt = c->db->set.failures_to_tolerate;
+    if (!ftt || cmd->force)
+        return false;
+    int after = plan_tolerance(c, m, ftt);
+    if (after >= ftt)
+        return false;
+    int now = plan_tolerance(c, NULL, ftt);
+    if (after >= now)
+        return false; /* already below the setting; this does not make it worse */
+    snprintf(buf, len, "the pool would tolerate %d host failure(s) instead of the %d it is set to (now %d); use --force to do it anyway",
+             after < 0 ? 0 : after, ftt, now < 0 ? 0 : now);
+    return true;
+}
+
+static int do_command(struct ha_core *c, const struct ha_cmd *cmd, struct usage *up)
 {
     const struct ha_db *db = c->db;
+    struct usage u = *up; /* the same arrays: changes below are recorded in place */
     int h = cmd->host, v = cmd->vm;
     const char *w = "";
     char buf[HA_REASON_MAX];
-    struct usage u;
-    compute_usage(c, &u);
     if ((h != HA_NO_HOST && (h < 0 || h >= db->nhosts)) || (v != -1 && (v < 0 || v >= db->nvms))) {
         return answer(c, false, "unknown host or VM");
     }
@@ -637,6 +591,9 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
         if (on && !host_alive(c, h))
             return answer(c, false, "%s is %s: only a live host can enter maintenance", hname(c, h),
                           ha_host_state_name(ha_core_host_state(c, h)));
+        struct plan_mod m = {.vm = -1, .to = HA_NO_HOST, .out = HA_BIT(h)};
+        if (on && !db->host[h].maintenance && admission_refuses(c, cmd, &m, buf, sizeof buf))
+            return answer(c, false, "maintenance of %s refused: %s", hname(c, h), buf);
         if (db->host[h].maintenance != on)
             commit(c, (struct ha_change){.type = HA_CHG_HOST_MAINT, .host = h, .vm = -1, .arg = on});
         logf_(c, "administrator command", "%s maintenance %s", hname(c, h), on ? "on" : "off");
@@ -662,24 +619,31 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
         if (h != HA_NO_HOST && !fits(c, &u, v, h))
             return answer(c, false, "%s has not %llu MiB and %d vCPU free for %s", hname(c, h),
                           (unsigned long long)db->vm[v].mem_mb, db->vm[v].cpus, vname(c, v));
-        if (h == HA_NO_HOST && choose_host(c, &u, v, HA_NO_HOST, HA_NO_HOST, buf, sizeof buf) == HA_NO_HOST)
+        if (h != HA_NO_HOST && !cmd->force && rules_check(c, &u, v, h, HA_NO_HOST, buf, sizeof buf) < 0)
+            return answer(c, false, "%s on %s breaks a rule: %s (use --force to do it anyway)", vname(c, v),
+                          hname(c, h), buf);
+        int target = h != HA_NO_HOST ? h : choose_host(c, &u, v, HA_NO_HOST, HA_NO_HOST, HA_NO_HOST, buf, sizeof buf);
+        if (target == HA_NO_HOST)
             return answer(c, false, "cannot start %s: %s", vname(c, v), buf);
+        struct plan_mod m = {.vm = v, .to = target, .protect = db->vm[v].protect == HA_PROTECT_RESTART, .running = true};
+        if (!db->vm[v].want_running && admission_refuses(c, cmd, &m, buf, sizeof buf))
+            return answer(c, false, "starting %s refused: %s", vname(c, v), buf);
         /* same rule as recovery: never start what may still run elsewhere */
         bool safe = may_be_elsewhere_ok(c, v);
         if (!safe && db->vm[v].protect == HA_PROTECT_OFF)
             return answer(c, false, "cannot start %s yet: %s", vname(c, v), rt->reason);
         rt->failed = false;
         rt->attempts = 0;
+        rt->restarts = 0;
         rt->avoid_host = HA_NO_HOST;
         rt->on_host = h;
+        rt->on_force = h != HA_NO_HOST && cmd->force;
         if (!db->vm[v].want_running)
             commit(c, (struct ha_change){.type = HA_CHG_VM_WANT, .vm = v, .host = HA_NO_HOST, .arg = 1});
         if (!safe)
             return answer(c, true, "%s will start once it is safe: %s", vname(c, v), rt->reason);
-        if (db->vm[v].protect == HA_PROTECT_OFF) {
-            int to = choose_host(c, &u, v, HA_NO_HOST, h, buf, sizeof buf);
-            start_vm(c, &u, v, to, "administrator command: vm start");
-        }
+        if (db->vm[v].protect == HA_PROTECT_OFF)
+            start_vm(c, &u, v, target, "administrator command: vm start");
         return answer(c, true, "starting %s", vname(c, v));
     }
     case HA_CMD_VM_STOP: {
@@ -707,6 +671,13 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
         if (!fits(c, &u, v, h))
             return answer(c, false, "%s has not %llu MiB and %d vCPU free for %s", hname(c, h),
                           (unsigned long long)db->vm[v].mem_mb, db->vm[v].cpus, vname(c, v));
+        if (!cmd->force && rules_check(c, &u, v, h, HA_NO_HOST, buf, sizeof buf) < 0)
+            return answer(c, false, "%s on %s breaks a rule: %s (use --force to do it anyway)", vname(c, v),
+                          hname(c, h), buf);
+        struct plan_mod m = {.vm = v, .to = h, .protect = db->vm[v].protect == HA_PROTECT_RESTART,
+                             .running = db->vm[v].want_running};
+        if (admission_refuses(c, cmd, &m, buf, sizeof buf))
+            return answer(c, false, "migrating %s to %s refused: %s", vname(c, v), hname(c, h), buf);
         migrate_vm(c, &u, v, rt->obs_host, h, "administrator command: vm migrate");
         return answer(c, true, "migrating %s to %s", vname(c, v), hname(c, h));
     }
@@ -715,7 +686,16 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
         struct ha_change ch = {.type = HA_CHG_VM_PROTECT, .vm = v, .host = HA_NO_HOST,
                                .protect = cmd->type == HA_CMD_VM_UNPROTECT ? HA_PROTECT_OFF : cmd->protect,
                                .priority = cmd->priority ? cmd->priority : db->vm[v].priority,
-                               .order = cmd->has_order ? cmd->order : db->vm[v].order};
+                               .order = cmd->has_order ? cmd->order : db->vm[v].order,
+                               .after1 = cmd->after == -2 ? db->vm[v].after1 : cmd->after + 1};
+        if (ch.after1 && ha_after_cycle(db, v, ch.after1 - 1))
+            return answer(c, false, "%s cannot start after %s: %s already waits for %s (a cycle)", vname(c, v),
+                          vname(c, ch.after1 - 1), vname(c, ch.after1 - 1), vname(c, v));
+        struct plan_mod m = {.vm = v, .to = u.place[v], .protect = ch.protect == HA_PROTECT_RESTART,
+                             .running = db->vm[v].want_running};
+        if (ch.protect == HA_PROTECT_RESTART && db->vm[v].protect != HA_PROTECT_RESTART &&
+            admission_refuses(c, cmd, &m, buf, sizeof buf))
+            return answer(c, false, "protecting %s refused: %s", vname(c, v), buf);
         commit(c, ch);
         c->vm[v].attempts = 0;
         c->vm[v].failed = false;
@@ -745,6 +725,9 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
         if (n && !cmd->evacuate)
             return answer(c, false, "%s runs %d protected VM(s) (%s): use --evacuate or move them first", hname(c, h),
                           n, buf);
+        struct plan_mod m = {.vm = -1, .to = HA_NO_HOST, .out = HA_BIT(h)};
+        if (admission_refuses(c, cmd, &m, buf, sizeof buf))
+            return answer(c, false, "%s leaving refused: %s", hname(c, h), buf);
         commit(c, (struct ha_change){.type = HA_CHG_HOST_LEAVING, .host = h, .vm = -1, .arg = 1});
         logf_(c, "administrator command", "%s is leaving the pool%s", hname(c, h), n ? " after evacuating" : "");
         return answer(c, true, "%s is leaving the pool", hname(c, h));
@@ -766,13 +749,58 @@ static int do_command(struct ha_core *c, const struct ha_cmd *cmd)
             return answer(c, false, "%s is not a live pool member: it cannot be master", hname(c, h));
         commit(c, (struct ha_change){.type = HA_CHG_PREFERRED_MASTER, .host = h, .vm = -1});
         return answer(c, true, "%s designated as master", hname(c, h));
+    case HA_CMD_RULE_ADD: {
+        if (ha_rule_check(db, &cmd->rule, buf, sizeof buf) < 0)
+            return answer(c, false, "rule refused: %s", buf);
+        commit(c, (struct ha_change){.type = HA_CHG_RULE_ADD, .host = HA_NO_HOST, .vm = -1, .rule = cmd->rule});
+        logf_(c, "administrator command", "rule %s added (%s%s)", cmd->rule.name, cmd->rule.strict ? "strict " : "",
+              ha_rule_type_name(cmd->rule.type));
+        /* vigil does not move running VMs to satisfy a new rule: say so */
+        const struct ha_rule *r = &cmd->rule;
+        char broken[HA_REASON_MAX] = "";
+        for (int a = 0; a < r->nvms && !broken[0]; a++) {
+            int pa = u.place[r->vm[a]];
+            if (pa == HA_NO_HOST)
+                continue;
+            if (r->type == HA_RULE_PIN && !(r->hosts & HA_BIT(pa)))
+                snprintf(broken, sizeof broken, "%s runs on %s", vname(c, r->vm[a]), hname(c, pa));
+            for (int b = a + 1; b < r->nvms && !broken[0]; b++) {
+                int pb = u.place[r->vm[b]];
+                if (pb == HA_NO_HOST)
+                    continue;
+                if (r->type == HA_RULE_ANTI_AFFINITY && pa == pb)
+                    snprintf(broken, sizeof broken, "%s and %s share %s", vname(c, r->vm[a]), vname(c, r->vm[b]), hname(c, pa));
+                if (r->type == HA_RULE_AFFINITY && pa != pb)
+                    snprintf(broken, sizeof broken, "%s is on %s and %s on %s", vname(c, r->vm[a]), hname(c, pa),
+                             vname(c, r->vm[b]), hname(c, pb));
+            }
+        }
+        if (broken[0])
+            return answer(c, true, "rule %s added, but it is broken now (%s): running VMs are not moved to satisfy it; migrate them",
+                          cmd->rule.name, broken);
+        return answer(c, true, "rule %s added", cmd->rule.name);
+    }
+    case HA_CMD_RULE_DEL: {
+        int r = ha_db_find_rule(db, cmd->rule.name);
+        if (r < 0)
+            return answer(c, false, "no rule named '%s'", cmd->rule.name);
+        logf_(c, "administrator command", "rule %s deleted", db->rule[r].name);
+        commit(c, (struct ha_change){.type = HA_CHG_RULE_DEL, .host = HA_NO_HOST, .vm = -1, .arg = r});
+        return answer(c, true, "rule %s deleted", cmd->rule.name);
+    }
     case HA_CMD_NONE:
         break;
     }
     return answer(c, false, "unsupported command");
 }
 
-void master_command(struct ha_core *c, const struct ha_cmd *cmd) { (void)do_command(c, cmd); }
+void master_command(struct ha_core *c, const struct ha_cmd *cmd)
+{
+    struct usage u;
+    usage_build(c, &u);
+    (void)do_command(c, cmd, &u);
+    usage_free(&u);
+}
 
 /* ------------------------------------------------------------ queries */
 

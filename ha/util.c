@@ -175,6 +175,25 @@ int ha_settings_set(struct ha_settings *s, const char *name, const char *value, 
         s->evacuate_concurrency = (int)v;
         return 0;
     }
+    if (!strcmp(name, "failures_to_tolerate")) {
+        if (ha_parse_int(value, 0, HA_MAX_HOSTS - 1, &v) < 0)
+            goto bad_int;
+        s->failures_to_tolerate = (int)v;
+        return 0;
+    }
+    if (!strcmp(name, "balance_interval")) {
+        ha_ms t;
+        if (!strcmp(value, "off") || !strcmp(value, "0")) {
+            s->balance_interval = 0;
+            return 0;
+        }
+        if (ha_parse_duration(value, &t) < 0 || t < 1000) {
+            snprintf(err, errlen, "setting balance_interval: '%s' must be off or a duration of at least 1s", value);
+            return -EINVAL;
+        }
+        s->balance_interval = t;
+        return 0;
+    }
     if (!strcmp(name, "max_restart")) {
         if (ha_parse_int(value, 0, 100, &v) < 0)
             goto bad_int;

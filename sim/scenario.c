@@ -160,7 +160,7 @@ static int parse_host(struct ctx *x, int argc, char **argv)
 
 static int parse_vm(struct ctx *x, int argc, char **argv)
 {
-    static const char *const keys[] = {"on", "mem", "cpus", "ha", "priority", "order", "state", NULL};
+    static const char *const keys[] = {"on", "mem", "cpus", "ha", "priority", "order", "state", "after", NULL};
     if (argc < 2)
         return bad(x, "vm needs a name");
     if (strlen(argv[1]) >= HA_NAME_MAX)
@@ -174,7 +174,7 @@ static int parse_vm(struct ctx *x, int argc, char **argv)
     char *on = opt(x, argc, argv, 2, "on", NULL), *mem = opt(x, argc, argv, 2, "mem", NULL);
     char *cpus = opt(x, argc, argv, 2, "cpus", NULL), *ha = opt(x, argc, argv, 2, "ha", NULL);
     char *prio = opt(x, argc, argv, 2, "priority", NULL), *order = opt(x, argc, argv, 2, "order", NULL);
-    char *state = opt(x, argc, argv, 2, "state", NULL);
+    char *state = opt(x, argc, argv, 2, "state", NULL), *after = opt(x, argc, argv, 2, "after", NULL);
     if (!on)
         return bad(x, "vm %s: on=<host> is required", v.name);
     if (host_arg(x, on, &v.host) < 0)
@@ -212,6 +212,12 @@ static int parse_vm(struct ctx *x, int argc, char **argv)
             v.want_running = false;
         else
             return bad(x, "vm %s: state must be running or stopped, not '%s'", v.name, state);
+    }
+    if (after) {
+        int a = ha_db_find_vm(&x->s->db, after);
+        if (a < 0)
+            return bad(x, "vm %s: after=%s names no VM defined above", v.name, after);
+        v.after1 = a + 1;
     }
     int r = ha_db_add_vm(&x->s->db, &v);
     if (r == -EEXIST)
@@ -278,6 +284,23 @@ static int parse_at(struct ctx *x, int argc, char **argv, const char *raw)
         e.kind = SCN_PARTITION;
         if (parse_partition(x, argc, argv, 3, &e) < 0)
             return -EINVAL;
+        return scenario_add_event(x->s, &e) < 0 ? bad(x, "out of memory") : 0;
+    }
+    if (!strcmp(k, "load")) {
+        e.kind = SCN_LOAD;
+        if (argc != 5)
+            return bad(x, "'load' takes a VM and a CPU percentage (e.g. load web1 40%%)");
+        if (vm_arg(x, argv[3], &e.vm) < 0)
+            return -EINVAL;
+        char num[32];
+        snprintf(num, sizeof num, "%s", argv[4]);
+        size_t l = strlen(num);
+        if (l && num[l - 1] == '%')
+            num[--l] = 0;
+        long pct;
+        if (ha_parse_int(num, 0, 100000, &pct) < 0)
+            return bad(x, "bad load '%s' (a whole percentage of one CPU, e.g. 40%%)", argv[4]);
+        e.load = (double)pct;
         return scenario_add_event(x->s, &e) < 0 ? bad(x, "out of memory") : 0;
     }
     if (!strcmp(k, "cmd")) {
@@ -384,6 +407,13 @@ static int parse_expect(struct ctx *x, int argc, char **argv, const char *raw)
         e.kind = EXP_MASTER;
         if (host_arg(x, a[1], &e.host) < 0)
             return -EINVAL;
+    } else if (!strcmp(a[0], "plan")) {
+        long n2 = -1;
+        if (n != 3 || strcmp(a[1], "tolerates") ||
+            (strcmp(a[2], "none") && ha_parse_int(a[2], 0, HA_MAX_HOSTS, &n2) < 0))
+            return bad(x, "expected 'plan tolerates <n>' or 'plan tolerates none'");
+        e.kind = EXP_PLAN;
+        e.state = (int)n2; /* none: -1, some protected VM has no place even now */
     } else if (!strcmp(a[0], "refused")) {
         if (n != 1)
             return bad(x, "unexpected words after 'refused'");
@@ -445,6 +475,18 @@ static int parse_line(struct ctx *x, char *line)
         return parse_at(x, argc, argv, raw);
     if (!strcmp(argv[0], "expect"))
         return parse_expect(x, argc, argv, raw);
+    if (!strcmp(argv[0], "rule")) {
+        struct ha_rule r;
+        char err[256];
+        if (ha_rule_parse(&x->s->db, argc - 1, argv + 1, &r, err, sizeof err) < 0)
+            return bad(x, "rule: %s", err);
+        if (ha_rule_check(&x->s->db, &r, err, sizeof err) < 0)
+            return bad(x, "rule %s: %s", r.name, err);
+        struct ha_change ch = {.type = HA_CHG_RULE_ADD, .host = HA_NO_HOST, .vm = -1, .rule = r};
+        if (ha_db_apply(&x->s->db, &ch) < 0)
+            return bad(x, "rule %s cannot be added", r.name);
+        return 0;
+    }
     if (!strcmp(argv[0], "end")) {
         if (argc != 2)
             return bad(x, "end takes one time");

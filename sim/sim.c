@@ -22,6 +22,7 @@ struct qent {
     enum qtype type;
     int host, vm, arg;
     uint64_t id;
+    uint64_t op; /* Q_REPORT: the VM operation the report follows */
 };
 
 enum wvm_state { W_OFF, W_STARTING, W_RUNNING, W_STOPPING, W_MIGRATING };
@@ -173,7 +174,7 @@ static bool qless(const struct qent *a, const struct qent *b)
     return a->at != b->at ? a->at < b->at : a->seq < b->seq;
 }
 
-static void push(struct sim *S, ha_ms at, enum qtype t, int host, int vm, int arg, uint64_t id)
+static void push_op(struct sim *S, ha_ms at, enum qtype t, int host, int vm, int arg, uint64_t id, uint64_t op)
 {
     if (S->nq == S->capq) {
         size_t cap = S->capq ? S->capq * 2 : 1024;
@@ -185,7 +186,7 @@ static void push(struct sim *S, ha_ms at, enum qtype t, int host, int vm, int ar
     }
     /* expectations are checked after everything else that happens at their time */
     uint64_t seq = ++S->qseq + (t == Q_EXPECT || t == Q_BOUND || t == Q_END ? ((uint64_t)1 << 62) : 0);
-    struct qent e = {.at = at, .seq = seq, .type = t, .host = host, .vm = vm, .arg = arg, .id = id};
+    struct qent e = {.at = at, .seq = seq, .type = t, .host = host, .vm = vm, .arg = arg, .id = id, .op = op};
     size_t i = S->nq++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -195,6 +196,11 @@ static void push(struct sim *S, ha_ms at, enum qtype t, int host, int vm, int ar
         i = p;
     }
     S->q[i] = e;
+}
+
+static void push(struct sim *S, ha_ms at, enum qtype t, int host, int vm, int arg, uint64_t id)
+{
+    push_op(S, at, t, host, vm, arg, id, 0);
 }
 
 static struct qent pop(struct sim *S)
@@ -243,7 +249,8 @@ static void step(struct sim *S, int h, const struct ha_event *ev);
  * sender's reports in the order they were sent (as over CPG). */
 static void report_to(struct sim *S, int rcv, int from, int v, enum ha_vm_obs st, int to)
 {
-    push(S, S->now, Q_REPORT, rcv, v, (int)st | (from << 8) | ((to + 1) << 16), S->h[rcv].boot);
+    /* the agent tags it with the last operation it applied to the VM */
+    push_op(S, S->now, Q_REPORT, rcv, v, (int)st | (from << 8) | ((to + 1) << 16), S->h[rcv].boot, S->vm[v].core_op);
 }
 
 /* Sent to every host that can hear `from` now, or that still has it in its
@@ -341,7 +348,8 @@ static void do_vm_start(struct sim *S, int master, const struct ha_action *a)
         return;
     }
     if (vm_active(w)) {
-        if (w->host == h) { /* already there: the agent says so */
+        if (w->host == h) { /* already there: the agent says so, for this operation */
+            w->core_op = a->op;
             static const enum ha_vm_obs map[] = {[W_STARTING] = HA_OBS_STARTING, [W_RUNNING] = HA_OBS_RUNNING,
                                                  [W_STOPPING] = HA_OBS_STOPPING, [W_MIGRATING] = HA_OBS_MIGRATING};
             report(S, h, v, map[w->st], w->st == W_MIGRATING ? w->to : HA_NO_HOST);
@@ -358,6 +366,7 @@ static void do_vm_start(struct sim *S, int master, const struct ha_action *a)
     w->to = -1;
     w->op = ++S->opseq;
     w->op_master = master;
+    w->core_op = a->op;
     w->lost_from = -1;
     report(S, h, v, HA_OBS_STARTING, HA_NO_HOST);
     push(S, S->now + S->db.set.vm_start, Q_VMDONE, h, v, 0, w->op);
@@ -375,6 +384,7 @@ static void do_vm_stop(struct sim *S, int master, const struct ha_action *a)
     w->st = W_STOPPING;
     w->op = ++S->opseq;
     w->op_master = master;
+    w->core_op = a->op;
     report(S, h, v, HA_OBS_STOPPING, HA_NO_HOST);
     push(S, S->now + S->db.set.vm_stop, Q_VMDONE, h, v, 0, w->op);
 }
@@ -546,10 +556,13 @@ static void deliver_membership(struct sim *S)
         for (int o = 0; o < S->db.nhosts; o++)
             x->view_boot[o] = S->h[o].boot;
         if (restarted && x->view_sent) {
+            /* first the view of those that stayed: the old members still
+             * here, less the ones that rebooted */
+            ha_hostset stayed = x->view & view & ~restarted;
             struct ha_event lv = {.type = HA_EV_MEMBERSHIP, .now = S->now};
-            lv.u.membership.members = view & ~restarted;
-            lv.u.membership.quorate = ha_popcount(view & ~restarted) * 2 > expected;
-            x->view = view & ~restarted;
+            lv.u.membership.members = stayed;
+            lv.u.membership.quorate = ha_popcount(stayed) * 2 > expected;
+            x->view = stayed;
             step(S, h, &lv);
             if (!x->core)
                 continue;
@@ -762,6 +775,21 @@ static void scenario_event(struct sim *S, const struct scn_event *e)
     case SCN_CMD:
         run_cmd(S, e);
         break;
+    case SCN_LOAD: {
+        struct wvm *w = &S->vm[e->vm];
+        if (w->st == W_OFF)
+            break;
+        /* the agent on its host measures it and tells every host it reaches */
+        for (int x = 0; x < S->db.nhosts; x++) {
+            if (!up(S, x) || !linked(S, w->host, x))
+                continue;
+            struct ha_event ev = {.type = HA_EV_VM_LOAD, .now = S->now};
+            ev.u.load.vm = e->vm;
+            ev.u.load.cpu_pct = e->load;
+            step(S, x, &ev);
+        }
+        break;
+    }
     }
 }
 
@@ -805,6 +833,16 @@ static bool expect_holds(struct sim *S, const struct scn_expect *e, char *got, s
     case EXP_REFUSED:
         snprintf(got, len, "%s", !S->have_cmd ? "no command was run" : S->last_cmd_refused ? "refused" : "the last command was accepted");
         return S->have_cmd && S->last_cmd_refused;
+    case EXP_PLAN: {
+        if (m == HA_NO_HOST) {
+            snprintf(got, len, "there is no master");
+            return false;
+        }
+        struct ha_plan p;
+        ha_core_plan(S->h[m].core, 0, &p);
+        snprintf(got, len, "the plan tolerates %d (%s)", p.tolerates, p.method);
+        return p.tolerates == e->state;
+    }
     case EXP_EXPLAIN: {
         char buf[512];
         if (m == HA_NO_HOST) {
@@ -878,6 +916,32 @@ static bool fence_possible(const struct sim *S, int m, int x)
     return (bmc || disk) && !settling;
 }
 
+/* Strict rules, from the world: no anti-affinity partner running on h, h
+ * among its pinned hosts, and h where its running affinity partners are. */
+static bool strict_rules_allow(const struct sim *S, int v, int h)
+{
+    for (int r = 0; r < S->db.nrules; r++) {
+        const struct ha_rule *x = &S->db.rule[r];
+        bool in = false;
+        for (int k = 0; k < x->nvms; k++)
+            in |= x->vm[k] == v;
+        if (!in || !x->strict)
+            continue;
+        if (x->type == HA_RULE_PIN && !(x->hosts & HA_BIT(h)))
+            return false;
+        for (int k = 0; k < x->nvms; k++) {
+            const struct wvm *w = &S->vm[x->vm[k]];
+            if (x->vm[k] == v || w->st == W_OFF)
+                continue;
+            if (x->type == HA_RULE_ANTI_AFFINITY && w->host == h)
+                return false;
+            if (x->type == HA_RULE_AFFINITY && w->host != h)
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Every ha=restart VM for which there is room runs within recovery_bound
  * of its host's failure, unless a host it may still run on cannot be
  * confirmed fenced (then waiting is the correct behaviour). */
@@ -903,12 +967,17 @@ static void check_bound(struct sim *S, int failed)
             continue;
         if (!fence_possible(S, m, failed) || !fence_possible(S, m, d->host) || !fence_possible(S, m, d->migrating_to))
             continue;
+        /* after=: it rightly waits while its dependency (wanted running) is down */
+        if (d->after1 && S->db.vm[d->after1 - 1].want_running && S->vm[d->after1 - 1].st != W_RUNNING)
+            continue;
         bool room = false;
-        /* room: on a host the master itself counts as online */
+        /* room: on a host the master itself counts as online, where the
+         * VM's strict rules allow it (judged here from the world) */
         for (int h = 0; h < S->db.nhosts && !room; h++)
             room = up(S, h) && linked(S, h, m) && ha_core_host_state(S->h[m].core, h) == HA_HOST_ONLINE &&
                    !S->db.host[h].leaving && used[h] + d->mem_mb <= S->db.host[h].mem_mb &&
-                   (double)(cpus[h] + d->cpus) <= S->db.host[h].cpus * S->db.set.cpu_overcommit;
+                   (double)(cpus[h] + d->cpus) <= S->db.host[h].cpus * S->db.set.cpu_overcommit &&
+                   strict_rules_allow(S, v, h);
         if (room) {
             char buf[512];
             ha_core_explain(S->h[m].core, v, buf, sizeof buf);
@@ -951,9 +1020,9 @@ static void add_random_faults(struct sim *S, unsigned seed, int n)
         e.at = first + 5000 + (ha_ms)(rnd(&st) % (unsigned)span);
         int h = (int)(rnd(&st) % (unsigned)nh);
         int v = S->db.nvms ? (int)(rnd(&st) % (unsigned)S->db.nvms) : -1;
-        unsigned k = rnd(&st) % 16;
+        unsigned k = rnd(&st) % 18;
         static const char *const names[] = {"crash", "isolate", "storage-loss", "partition", "heal", "fence-fail",
-                                            "fence-ok", "power-on", "vm-crash", "cmd"};
+                                            "fence-ok", "power-on", "vm-crash", "cmd", "load"};
         int ki;
         switch (k) {
         case 0: case 1: e.kind = SCN_CRASH; ki = 0; break;
@@ -965,12 +1034,13 @@ static void add_random_faults(struct sim *S, unsigned seed, int n)
         case 8: e.kind = SCN_FENCE_OK; ki = 6; break;
         case 9: case 10: e.kind = SCN_POWER_ON; ki = 7; break;
         case 11: case 12: e.kind = v >= 0 ? SCN_VM_CRASH : SCN_HEAL; ki = v >= 0 ? 8 : 4; break;
+        case 16: case 17: e.kind = v >= 0 ? SCN_LOAD : SCN_HEAL; ki = v >= 0 ? 10 : 4; e.load = (double)(rnd(&st) % 250); break;
         default: e.kind = SCN_CMD; ki = 9; break;
         }
         e.host = e.kind == SCN_HEAL ? HA_NO_HOST : h;
-        e.vm = e.kind == SCN_VM_CRASH ? v : -1;
+        e.vm = e.kind == SCN_VM_CRASH || e.kind == SCN_LOAD ? v : -1;
         char t[32];
-        ha_format_time(e.at, t, sizeof t);
+        snprintf(t, sizeof t, "%lldms", (long long)e.at); /* as the parser reads it back */
         if (e.kind == SCN_PARTITION) {
             ha_hostset a = 0, b = 0;
             for (int x = 0; x < nh; x++)
@@ -1016,6 +1086,8 @@ static void add_random_faults(struct sim *S, unsigned seed, int n)
             for (int a = 0; a < argc; a++)
                 snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s", a ? " " : "", w[a]);
             snprintf(e.text, sizeof e.text, "at %s cmd %s", t, words);
+        } else if (e.kind == SCN_LOAD) {
+            snprintf(e.text, sizeof e.text, "at %s load %s %d%%", t, V(S, e.vm), (int)e.load);
         } else if (e.kind != SCN_PARTITION) {
             snprintf(e.text, sizeof e.text, "at %s %s%s%s", t, names[ki], e.kind == SCN_HEAL ? "" : " ",
                      e.kind == SCN_HEAL ? "" : e.kind == SCN_VM_CRASH ? V(S, e.vm) : H(S, e.host));
@@ -1128,7 +1200,7 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
                 !linked(S, (e.arg >> 8) & 0xff, e.host)) {
                 /* cut off for now: retransmitted while the view lasts */
                 if (S->h[e.host].view & HA_BIT((e.arg >> 8) & 0xff))
-                    push(S, S->now + 100, Q_REPORT, e.host, e.vm, e.arg, e.id);
+                    push_op(S, S->now + 100, Q_REPORT, e.host, e.vm, e.arg, e.id, e.op);
                 break;
             }
             if (up(S, e.host) && S->h[e.host].boot == e.id) {
@@ -1137,6 +1209,7 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
                 ev.u.report.vm = e.vm;
                 ev.u.report.state = (enum ha_vm_obs)(e.arg & 0xff);
                 ev.u.report.to = (e.arg >> 16) - 1;
+                ev.u.report.op = e.op;
                 step(S, e.host, &ev);
             }
             break;

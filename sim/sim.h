@@ -11,7 +11,7 @@
 
 enum scn_kind {
     SCN_START, SCN_CRASH, SCN_ISOLATE, SCN_STORAGE_LOSS, SCN_PARTITION, SCN_HEAL,
-    SCN_FENCE_FAIL, SCN_FENCE_OK, SCN_POWER_ON, SCN_VM_CRASH, SCN_CMD,
+    SCN_FENCE_FAIL, SCN_FENCE_OK, SCN_POWER_ON, SCN_VM_CRASH, SCN_CMD, SCN_LOAD,
 };
 
 struct scn_event {
@@ -23,12 +23,13 @@ struct scn_event {
     ha_hostset group[HA_MAX_HOSTS]; /* partition */
     struct ha_cmd cmd;
     int cmd_host;          /* host the command is typed on, HA_NO_HOST: the master */
+    double load;           /* SCN_LOAD: % of one physical CPU */
     char text[256];        /* the line as written, for the timeline */
     int line;
 };
 
 enum exp_when { EXP_AT, EXP_BY, EXP_NEVER };
-enum exp_kind { EXP_VM_ON, EXP_VM_STOPPED, EXP_VM_STATE, EXP_HOST, EXP_MASTER, EXP_REFUSED, EXP_EXPLAIN };
+enum exp_kind { EXP_VM_ON, EXP_VM_STOPPED, EXP_VM_STATE, EXP_HOST, EXP_MASTER, EXP_REFUSED, EXP_EXPLAIN, EXP_PLAN };
 
 struct scn_expect {
     enum exp_when when;
