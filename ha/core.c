@@ -572,6 +572,7 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
 /* ------------------------------------------------------------ queries */
 
 bool ha_core_is_master(const struct ha_core *c) { return c->master && !c->self_fenced; }
+int ha_core_self(const struct ha_core *c) { return c->self; }
 enum ha_side ha_core_side(const struct ha_core *c) { return c->side; }
 
 enum ha_verdict ha_core_verdict(const struct ha_core *c, int h)

@@ -354,6 +354,7 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
 
 /* Read-only queries for status output, `explain`, and simulator checks. */
 bool ha_core_is_master(const struct ha_core *c);
+int ha_core_self(const struct ha_core *c);
 enum ha_side ha_core_side(const struct ha_core *c);
 enum ha_host_state ha_core_host_state(const struct ha_core *c, int host);
 enum ha_verdict ha_core_verdict(const struct ha_core *c, int host);

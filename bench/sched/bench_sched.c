@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ha/ha.h"
+#include "tests/rig.h"
 
 static double now_ms(void)
 {
@@ -24,58 +25,20 @@ static unsigned rnd(void)
     return (seed >> 8) & 0xffffff;
 }
 
-struct pool {
-    struct ha_db db;
-    struct ha_core *c;
-    struct ha_actions acts;
-    struct ha_slot slot[HA_MAX_HOSTS];
-    int lease_owner;
-    uint64_t lease_counter;
-    ha_ms now;
-    long starts;
-};
-
-static void step(struct pool *p, struct ha_event *ev)
-{
-    ev->now = p->now;
-    ha_actions_clear(&p->acts);
-    ha_core_step(p->c, ev, &p->acts);
-    for (size_t i = 0; i < p->acts.n; i++) {
-        const struct ha_action *a = &p->acts.v[i];
-        if (a->type == HA_ACT_COMMIT && ha_db_apply(&p->db, &a->change) < 0) {
-            fprintf(stderr, "bench: a commit was rejected\n");
-            exit(1);
-        }
-        if (a->type == HA_ACT_DISK_WRITE && a->lease_write) {
-            p->lease_owner = a->lease_owner;
-            p->lease_counter = a->lease_counter;
-        }
-        p->starts += a->type == HA_ACT_VM_START;
-    }
-}
-
-static void disk_tick(struct pool *p)
+static void tick(struct rig *p)
 {
     p->now += 1000;
-    for (int h = 1; h < p->db.nhosts; h++) {
-        p->slot[h].seq++;
-        p->slot[h].liveset = ha_db_joined(&p->db);
+    ha_hostset all = ha_db_joined(&p->db);
+    rig_tick(p, all, all, true);
+    if (p->commit_errors) {
+        fprintf(stderr, "bench: a commit was rejected\n");
+        exit(1);
     }
-    struct ha_event *e = calloc(1, sizeof *e);
-    e->type = HA_EV_DISK;
-    e->u.disk.ok = true;
-    e->u.disk.lease_owner = p->lease_owner;
-    e->u.disk.lease_counter = p->lease_counter;
-    memcpy(e->u.disk.slot, p->slot, sizeof p->slot);
-    step(p, e);
-    free(e);
 }
 
-static void make_pool(struct pool *p, int nh, uint64_t host_mb, int host_cpus, int nv, bool placed)
+static void make_pool(struct rig *p, int nh, uint64_t host_mb, int host_cpus, int nv, bool placed)
 {
-    memset(p, 0, sizeof *p);
-    ha_db_init(&p->db);
-    p->lease_owner = HA_NO_HOST;
+    rig_init(p);
     for (int h = 0; h < nh; h++) {
         struct ha_db_host x = {.mem_mb = host_mb, .cpus = host_cpus, .joined = true, .fence_ipmi = true};
         snprintf(x.name, sizeof x.name, "h%d", h);
@@ -90,7 +53,7 @@ static void make_pool(struct pool *p, int nh, uint64_t host_mb, int host_cpus, i
     }
 }
 
-static void add_rule(struct pool *p, enum ha_rule_type t, bool strict, int nvms, ha_hostset hosts)
+static void add_rule(struct rig *p, enum ha_rule_type t, bool strict, int nvms, ha_hostset hosts)
 {
     struct ha_rule r = {.type = t, .strict = strict, .nvms = nvms, .hosts = hosts};
     snprintf(r.name, sizeof r.name, "r%d", p->db.nrules);
@@ -109,35 +72,17 @@ static void add_rule(struct pool *p, enum ha_rule_type t, bool strict, int nvms,
 }
 
 /* Everything but the final tick that makes host 0 master. */
-static void prepare_master(struct pool *p, bool report_placed)
+static void prepare_master(struct rig *p, bool report_placed)
 {
-    p->c = ha_core_new(&p->db, 0);
-    struct ha_event m = {.type = HA_EV_MEMBERSHIP};
-    m.u.membership.members = ha_db_joined(&p->db);
-    m.u.membership.quorate = true;
-    step(p, &m);
+    if (rig_start(p, 0) < 0)
+        exit(1);
+    rig_membership(p, ha_db_joined(&p->db), true);
     if (report_placed)
-        for (int v = 0; v < p->db.nvms; v++) {
-            struct ha_event e = {.type = HA_EV_VM_REPORT};
-            e.u.report.host = p->db.vm[v].host;
-            e.u.report.vm = v;
-            e.u.report.state = HA_OBS_RUNNING;
-            e.u.report.to = HA_NO_HOST;
-            step(p, &e);
-        }
-    for (int h = 0; h < p->db.nhosts; h++) {
-        struct ha_event e = {.type = HA_EV_INVENTORY};
-        e.u.report.host = h;
-        step(p, &e);
-    }
-    disk_tick(p);
-}
-
-static void free_pool(struct pool *p)
-{
-    ha_core_free(p->c);
-    ha_actions_free(&p->acts);
-    ha_db_free(&p->db);
+        for (int v = 0; v < p->db.nvms; v++)
+            rig_report(p, p->db.vm[v].host, v, HA_OBS_RUNNING);
+    for (int h = 0; h < p->db.nhosts; h++)
+        rig_inventory(p, h);
+    tick(p);
 }
 
 static int cmpd(const void *a, const void *b)
@@ -161,7 +106,7 @@ int main(void)
     bool exact = false;
     for (int r = 0; r < RUNS; r++) {
         /* placement: 10,000 VMs, 128 hosts, 50 rules */
-        struct pool p;
+        struct rig p;
         seed = 42 + (unsigned)r;
         make_pool(&p, 128, 512 * 1024, 128, 10000, false);
         for (int k = 0; k < 20; k++)
@@ -173,23 +118,22 @@ int main(void)
         for (int k = 0; k < 10; k++)
             add_rule(&p, HA_RULE_PIN, true, 1, 0xffffULL << (16 * (k % 4)));
         prepare_master(&p, false);
-        p.starts = 0;
         double t0 = now_ms();
-        disk_tick(&p); /* becomes master and places every VM */
+        tick(&p); /* becomes master and places every VM */
         place[r] = now_ms() - t0;
-        placed = p.starts;
+        placed = rig_count(&p, HA_ACT_VM_START);
         if (!ha_core_is_master(p.c)) {
             fprintf(stderr, "bench: the core did not become master\n");
             return 1;
         }
-        free_pool(&p);
+        rig_free(&p);
 
         /* plan: 64 hosts, 5,000 placed VMs, failures_to_tolerate 2 */
         seed = 4242 + (unsigned)r;
         make_pool(&p, 64, 256 * 1024, 64, 5000, true);
         p.db.set.failures_to_tolerate = 2;
         prepare_master(&p, true);
-        disk_tick(&p);
+        tick(&p);
         struct ha_plan pl;
         t0 = now_ms();
         ha_core_plan(p.c, 2, &pl);
@@ -199,7 +143,7 @@ int main(void)
         ha_core_plan(p.c, 0, &pl);
         planfull[r] = now_ms() - t0;
         exact = pl.exact;
-        free_pool(&p);
+        rig_free(&p);
 
         /* balancer: 128 hosts, 10,000 running VMs with loads */
         seed = 777 + (unsigned)r;
@@ -209,18 +153,16 @@ int main(void)
             struct ha_event e = {.type = HA_EV_VM_LOAD};
             e.u.load.vm = v;
             e.u.load.cpu_pct = (double)(rnd() % 200);
-            step(&p, &e);
+            rig_step(&p, &e);
         }
-        disk_tick(&p); /* becomes master */
+        tick(&p); /* becomes master */
         /* a heartbeat tick without balancing, then one with a balancing pass */
         t0 = now_ms();
-        disk_tick(&p);
+        tick(&p);
         base[r] = now_ms() - t0;
         p.db.set.balance_interval = 10000;
-        long before = p.acts.n;
-        (void)before;
         t0 = now_ms();
-        disk_tick(&p);
+        tick(&p);
         bal[r] = now_ms() - t0;
         bool moved = false;
         for (size_t i = 0; i < p.acts.n; i++)
@@ -229,7 +171,7 @@ int main(void)
             fprintf(stderr, "bench: the balancing pass moved nothing\n");
             return 1;
         }
-        free_pool(&p);
+        rig_free(&p);
     }
     printf("bench: place_10000vms_128hosts_50rules = %.1f ms (goal < 50 ms; %ld VMs placed)\n", median(place, RUNS), placed);
     printf("bench: plan_ftt2_64hosts_5000vms = %.1f ms (goal < 1000 ms; tolerates >= %d)\n", median(plan2, RUNS), tol);

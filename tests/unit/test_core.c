@@ -7,21 +7,33 @@
 #include <string.h>
 
 #include "ha/ha.h"
+#include "tests/rig.h"
 
-struct rig {
-    struct ha_db db;
-    struct ha_core *c;
-    struct ha_actions acts; /* actions of the last step */
-    struct ha_slot slot[HA_MAX_HOSTS];
-    int lease_owner;
-    uint64_t lease_counter;
-    ha_ms now;
-};
+/* thin wrappers: every step must leave the database consistent */
+static void step(struct rig *r, struct ha_event *ev)
+{
+    rig_step(r, ev);
+    ck_assert_int_eq(r->commit_errors, 0);
+}
+static int count(const struct rig *r, enum ha_action_type t) { return rig_count(r, t); }
+static void membership(struct rig *r, ha_hostset m, bool quorate)
+{
+    rig_membership(r, m, quorate);
+    ck_assert_int_eq(r->commit_errors, 0);
+}
+static void tick(struct rig *r, ha_hostset writing, ha_hostset liveset, bool ok)
+{
+    rig_tick(r, writing, liveset, ok);
+    ck_assert_int_eq(r->commit_errors, 0);
+}
+static void report(struct rig *r, int host, int vm, enum ha_vm_obs st) { rig_report(r, host, vm, st); }
+static void inventory(struct rig *r, int host) { rig_inventory(r, host); }
+static void teardown(struct rig *r) { rig_free(r); }
 
+/* h1..hN with one protected VM, web1, placed on the last host; our core is h1's. */
 static void setup(struct rig *r, int nhosts, bool watchdog)
 {
-    memset(r, 0, sizeof *r);
-    ha_db_init(&r->db);
+    rig_init(r);
     r->db.set.watchdog = watchdog;
     for (int i = 0; i < nhosts; i++) {
         struct ha_db_host h = {.mem_mb = 8192, .cpus = 4, .joined = true, .fence_ipmi = true};
@@ -32,90 +44,7 @@ static void setup(struct rig *r, int nhosts, bool watchdog)
                          .want_running = true, .host = nhosts - 1};
     strcpy(v.name, "web1");
     ha_db_add_vm(&r->db, &v);
-    r->c = ha_core_new(&r->db, 0);
-    r->lease_owner = HA_NO_HOST;
-    ck_assert_ptr_nonnull(r->c);
-}
-
-static void teardown(struct rig *r)
-{
-    ha_core_free(r->c);
-    ha_actions_free(&r->acts);
-    ha_db_free(&r->db);
-}
-
-static void step(struct rig *r, struct ha_event *ev)
-{
-    ev->now = r->now;
-    ha_actions_clear(&r->acts);
-    ha_core_step(r->c, ev, &r->acts);
-    for (size_t i = 0; i < r->acts.n; i++) {
-        const struct ha_action *a = &r->acts.v[i];
-        if (a->type == HA_ACT_COMMIT)
-            ck_assert_int_eq(ha_db_apply(&r->db, &a->change), 0);
-        if (a->type == HA_ACT_DISK_WRITE) {
-            uint64_t p = r->slot[0].poison;
-            r->slot[0] = a->slot;
-            r->slot[0].poison = p;
-            if (a->lease_write) {
-                r->lease_owner = a->lease_owner;
-                r->lease_counter = a->lease_counter;
-            }
-        }
-    }
-}
-
-static int count(const struct rig *r, enum ha_action_type t)
-{
-    int n = 0;
-    for (size_t i = 0; i < r->acts.n; i++)
-        n += r->acts.v[i].type == t;
-    return n;
-}
-
-static void membership(struct rig *r, ha_hostset m, bool quorate)
-{
-    struct ha_event ev = {.type = HA_EV_MEMBERSHIP};
-    ev.u.membership.members = m;
-    ev.u.membership.quorate = quorate;
-    step(r, &ev);
-}
-
-/* One heartbeat tick: hosts in `writing` bump their slot with the given
- * liveset; then our core reads everything. */
-static void tick(struct rig *r, ha_hostset writing, ha_hostset liveset, bool ok)
-{
-    for (int h = 1; h < r->db.nhosts; h++)
-        if (writing & HA_BIT(h)) {
-            r->slot[h].seq++;
-            r->slot[h].liveset = liveset;
-            r->slot[h].flags = r->db.set.watchdog ? HA_SLOT_WATCHDOG : 0;
-        }
-    struct ha_event *ev = calloc(1, sizeof *ev);
-    ev->type = HA_EV_DISK;
-    ev->u.disk.ok = ok;
-    ev->u.disk.lease_owner = r->lease_owner;
-    ev->u.disk.lease_counter = r->lease_counter;
-    memcpy(ev->u.disk.slot, r->slot, sizeof r->slot);
-    step(r, ev);
-    free(ev);
-}
-
-static void report(struct rig *r, int host, int vm, enum ha_vm_obs st)
-{
-    struct ha_event ev = {.type = HA_EV_VM_REPORT};
-    ev.u.report.host = host;
-    ev.u.report.vm = vm;
-    ev.u.report.state = st;
-    ev.u.report.to = HA_NO_HOST;
-    step(r, &ev);
-}
-
-static void inventory(struct rig *r, int host)
-{
-    struct ha_event ev = {.type = HA_EV_INVENTORY};
-    ev.u.report.host = host;
-    step(r, &ev);
+    ck_assert_int_eq(rig_start(r, 0), 0);
 }
 
 /* A healthy 3-host pool where our host (h1) became master. */

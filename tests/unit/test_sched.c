@@ -6,82 +6,29 @@
 #include <string.h>
 
 #include "ha/ha.h"
-
-struct rig {
-    struct ha_db db;
-    struct ha_core *c;
-    struct ha_actions acts;
-    struct ha_slot slot[HA_MAX_HOSTS];
-    int lease_owner;
-    uint64_t lease_counter;
-    ha_ms now;
-};
-
-static void step(struct rig *r, struct ha_event *ev)
-{
-    ev->now = r->now;
-    ha_actions_clear(&r->acts);
-    ha_core_step(r->c, ev, &r->acts);
-    for (size_t i = 0; i < r->acts.n; i++) {
-        const struct ha_action *a = &r->acts.v[i];
-        if (a->type == HA_ACT_COMMIT)
-            ck_assert_int_eq(ha_db_apply(&r->db, &a->change), 0);
-        if (a->type == HA_ACT_DISK_WRITE && a->lease_write) {
-            r->lease_owner = a->lease_owner;
-            r->lease_counter = a->lease_counter;
-        }
-    }
-}
+#include "tests/rig.h"
 
 /* Makes host 0 the master of a healthy pool whose VMs run where the
  * database places them (VMs with host HA_NO_HOST are not running). */
 static void become_master(struct rig *r)
 {
-    r->c = ha_core_new(&r->db, 0);
-    r->lease_owner = HA_NO_HOST;
+    ck_assert_int_eq(rig_start(r, 0), 0);
     ha_hostset all = ha_db_joined(&r->db);
-    struct ha_event m = {.type = HA_EV_MEMBERSHIP};
-    m.u.membership.members = all;
-    m.u.membership.quorate = true;
-    step(r, &m);
+    rig_membership(r, all, true);
     for (int v = 0; v < r->db.nvms; v++)
-        if (r->db.vm[v].host != HA_NO_HOST) {
-            struct ha_event e = {.type = HA_EV_VM_REPORT};
-            e.u.report.host = r->db.vm[v].host;
-            e.u.report.vm = v;
-            e.u.report.state = HA_OBS_RUNNING;
-            e.u.report.to = HA_NO_HOST;
-            step(r, &e);
-        }
-    for (int h = 0; h < r->db.nhosts; h++) {
-        struct ha_event e = {.type = HA_EV_INVENTORY};
-        e.u.report.host = h;
-        step(r, &e);
-    }
+        if (r->db.vm[v].host != HA_NO_HOST)
+            rig_report(r, r->db.vm[v].host, v, HA_OBS_RUNNING);
+    for (int h = 0; h < r->db.nhosts; h++)
+        rig_inventory(r, h);
     for (int i = 0; i < 3; i++) {
         r->now += 1000;
-        for (int h = 1; h < r->db.nhosts; h++) {
-            r->slot[h].seq++;
-            r->slot[h].liveset = all;
-        }
-        struct ha_event *e = calloc(1, sizeof *e);
-        e->type = HA_EV_DISK;
-        e->u.disk.ok = true;
-        e->u.disk.lease_owner = r->lease_owner;
-        e->u.disk.lease_counter = r->lease_counter;
-        memcpy(e->u.disk.slot, r->slot, sizeof r->slot);
-        step(r, e);
-        free(e);
+        rig_tick(r, all, all, true);
     }
+    ck_assert_int_eq(r->commit_errors, 0);
     ck_assert(ha_core_is_master(r->c));
 }
 
-static void teardown(struct rig *r)
-{
-    ha_core_free(r->c);
-    ha_actions_free(&r->acts);
-    ha_db_free(&r->db);
-}
+static void teardown(struct rig *r) { rig_free(r); }
 
 /* ---------------------------------------------------------------- brute force */
 
@@ -159,8 +106,7 @@ START_TEST(plan_matches_brute_force)
     int exact_runs = 0, checked = 0;
     for (int iter = 0; iter < 300; iter++) {
         struct rig r;
-        memset(&r, 0, sizeof r);
-        ha_db_init(&r.db);
+        rig_init(&r);
         r.db.set.cpu_overcommit = 1.0 + (rnd(&seed) % 3);
         int nh = 2 + (int)(rnd(&seed) % 4); /* 2..5 hosts */
         for (int h = 0; h < nh; h++) {
@@ -215,8 +161,7 @@ START_TEST(plan_honours_strict_anti_affinity)
     /* two 8G hosts with room for both 4G VMs on either; but they must stay
      * apart, so losing a host leaves no place for one of them */
     struct rig r;
-    memset(&r, 0, sizeof r);
-    ha_db_init(&r.db);
+    rig_init(&r);
     for (int h = 0; h < 2; h++) {
         struct ha_db_host x = {.mem_mb = 8192, .cpus = 4, .joined = true};
         snprintf(x.name, sizeof x.name, "h%d", h);
