@@ -196,20 +196,12 @@ static int parse_rule(struct parser *p, struct ha_cmd *c)
         return fail(p, "'rule' needs a subcommand (add, del)%s", NULL);
     if (!strcmp(sub, "add")) {
         c->type = HA_CMD_RULE_ADD;
-        bool force = false;
+        for (int k = p->i; k < p->argc; k++)
+            if (!strcmp(p->argv[k], "--force"))
+                return fail(p, "'rule add' takes no --force: a contradictory rule is never added%s", NULL);
         int n = p->argc - p->i;
-        /* --force may stand anywhere after the rule words */
-        char *words[64];
-        int nw = 0;
-        for (int k = 0; k < n && nw < 64; k++) {
-            if (!strcmp(p->argv[p->i + k], "--force"))
-                force = true;
-            else
-                words[nw++] = p->argv[p->i + k];
-        }
         p->i = p->argc;
-        c->force = force;
-        return ha_rule_parse(p->db, nw, words, &c->rule, p->err, p->errlen);
+        return ha_rule_parse(p->db, n, p->argv + (p->argc - n), &c->rule, p->err, p->errlen);
     }
     if (!strcmp(sub, "del")) {
         c->type = HA_CMD_RULE_DEL;

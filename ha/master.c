@@ -395,7 +395,7 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
                                                   : "administrator asked for this host");
         } else if (crashed_here && rt->restarts < db->set.max_restart && d->protect == HA_PROTECT_RESTART &&
                    rt->avoid_host != rt->obs_host && eligible(c, rt->obs_host, &(const char *){0}) &&
-                   fits(c, u, v, rt->obs_host)) {
+                   fits(c, u, v, rt->obs_host) && rules_check(c, u, v, rt->obs_host, HA_NO_HOST, NULL, 0) >= 0) {
             h = rt->obs_host;
             snprintf(why, sizeof why, "crashed; restart %d of %d in place", rt->restarts + 1, db->set.max_restart);
             start_vm(c, u, v, h, why);
@@ -566,8 +566,11 @@ static bool admission_refuses(struct ha_core *c, const struct ha_cmd *cmd, const
     int now = plan_tolerance(c, NULL, ftt);
     if (after >= now)
         return false; /* already below the setting; this does not make it worse */
-    snprintf(buf, len, "the pool would tolerate %d host failure(s) instead of the %d it is set to (now %d); use --force to do it anyway",
-             after < 0 ? 0 : after, ftt, now < 0 ? 0 : now);
+    char a[16], n[16];
+    snprintf(a, sizeof a, after < 0 ? "no" : "%d", after);
+    snprintf(n, sizeof n, now < 0 ? "none" : "%d", now);
+    snprintf(buf, len, "the pool would tolerate %s host failure(s) instead of the %d it is set to (now %s); use --force to do it anyway",
+             a, ftt, n);
     return true;
 }
 

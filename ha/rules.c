@@ -174,13 +174,22 @@ int ha_rule_check(const struct ha_db *db, const struct ha_rule *r, char *err, si
         if (x->type == HA_RULE_PIN)
             allowed[x->vm[0]] &= x->hosts;
     }
-    /* every strict affinity group needs one host all its members may use */
+    /* every strict affinity group needs one host all its members may use;
+     * each member may then only use those (its group's pins bind it too) */
+    ha_hostset *group_allowed = malloc((size_t)(n > 0 ? n : 1) * sizeof *group_allowed);
+    if (!group_allowed) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int v = 0; v < n; v++)
+        group_allowed[v] = ~(ha_hostset)0;
+    for (int v = 0; v < n; v++)
+        group_allowed[uf_find(parent, v)] &= allowed[v];
+    for (int v = 0; v < n; v++)
+        allowed[v] = group_allowed[uf_find(parent, v)];
+    free(group_allowed);
     for (int v = 0; v < n; v++) {
-        int root = uf_find(parent, v);
-        ha_hostset common = ~(ha_hostset)0;
-        for (int w = 0; w < n; w++)
-            if (uf_find(parent, w) == root)
-                common &= allowed[w];
+        ha_hostset common = allowed[v];
         if (!common) {
             snprintf(err, errlen, "contradiction: %s must share a host with its strict affinity group, "
                                   "but their strict pins have no host in common", vn(db, v));

@@ -812,10 +812,14 @@ void balance_tick(struct ha_core *c, struct usage *u)
         return;
     if (c->now < c->next_balance)
         return;
-    c->next_balance = c->now + db->set.balance_interval;
     for (int v = 0; v < c->nvm; v++)
-        if (c->vm[v].op == OP_MIGRATE)
-            return; /* no decision while a migration is in flight */
+        if (c->vm[v].op == OP_MIGRATE) {
+            /* no decision while a migration is in flight; look again soon
+             * rather than a whole interval later */
+            c->next_balance = c->now + db->set.disk_interval;
+            return;
+        }
+    c->next_balance = c->now + db->set.balance_interval;
     const double lna = log(2.0) / BALANCE_DEADBAND; /* a = 2^(1/deadband) */
     double load[HA_MAX_HOSTS] = {0}, base[HA_MAX_HOSTS];
     bool ok[HA_MAX_HOSTS];

@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "  --random-faults M    add M random faults to each scenario and check the invariants\n"
             "                       (the file's own expectations are not checked then)\n"
             "  --bench              print run statistics (virtual seconds per real second)\n"
+            "  --plan               at the end, print the master's failure-tolerance plan and\n"
+            "                       the memory each host keeps in reserve for it\n"
             "  -h, --help           this help\n"
             "\n"
             "Exit status: 0 all held, 1 an expectation or invariant failed, 2 bad scenario file or usage.\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
         {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
         {"seed", required_argument, 0, 's'},    {"seeds", required_argument, 0, 'S'},
         {"random-faults", required_argument, 0, 'r'}, {"bench", no_argument, 0, 'b'},
+        {"plan", no_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     int ch;
@@ -100,6 +103,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             bench = true;
+            break;
+        case 'p':
+            o.plan = true;
             break;
         case 'h':
             usage(stdout);

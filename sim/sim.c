@@ -1124,6 +1124,14 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
         abort();
     if (s->db.nvms)
         memcpy(S->db.vm, s->db.vm, (size_t)s->db.nvms * sizeof *S->db.vm);
+    /* the run changes its own rules (cmd rule add/del), never the scenario's */
+    S->db.rule = NULL;
+    if (s->db.nrules) {
+        S->db.rule = malloc((size_t)s->db.nrules * sizeof *S->db.rule);
+        if (!S->db.rule)
+            abort();
+        memcpy(S->db.rule, s->db.rule, (size_t)s->db.nrules * sizeof *S->db.rule);
+    }
     for (int v = 0; v < s->db.nvms; v++)
         S->vm[v] = (struct wvm){.host = -1, .st = W_OFF, .to = -1, .lost_from = -1};
     for (int h = 0; h < HA_MAX_HOSTS; h++) {
@@ -1229,6 +1237,24 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             break;
     }
     res->virtual_ms = S->now;
+    if (o->plan) {
+        int m = master_host(S);
+        if (m == HA_NO_HOST)
+            fprintf(out, "plan at %lld ms: there is no master\n", (long long)S->now);
+        else {
+            struct ha_plan p;
+            ha_core_plan(S->h[m].core, 0, &p);
+            char t[16];
+            snprintf(t, sizeof t, p.tolerates < 0 ? "none" : "%d", p.tolerates);
+            fprintf(out, "plan at %lld ms (master %s): tolerates %s host failure(s) (%s; failures_to_tolerate %d)\n",
+                    (long long)S->now, H(S, m), t, p.method, S->db.set.failures_to_tolerate);
+            for (int h = 0; h < S->db.nhosts; h++)
+                if (S->db.host[h].joined)
+                    fprintf(out, "  %-10s reserve %6llu MiB for %d failure(s)\n", H(S, h),
+                            (unsigned long long)p.reserve_mb[h],
+                            S->db.set.failures_to_tolerate ? S->db.set.failures_to_tolerate : 1);
+        }
+    }
     int rc = res->violations || res->failed_expect ? 1 : 0;
     if (rc && o->random_faults > 0) {
         FILE *ro = o->json ? stderr : out;
@@ -1247,6 +1273,7 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     free(S->vm);
     free(S->never_failed);
     free(S->db.vm);
+    free(S->db.rule);
     ha_actions_free(&S->acts);
     s->nev = nev_orig;
     s->end = end_orig;

@@ -70,6 +70,7 @@ int scenario_add_event(struct scenario *s, const struct scn_event *e);
 struct sim_opts {
     bool json;
     bool quiet;        /* no timeline, only the verdict */
+    bool plan;         /* print the master's failure-tolerance plan at the end */
     unsigned seed;
     int random_faults;
 };

@@ -177,6 +177,9 @@ START_TEST(plan_honours_strict_anti_affinity)
     struct ha_plan p;
     ha_core_plan(r.c, 0, &p);
     ck_assert_int_eq(p.tolerates, 1);
+    /* each host must keep room for the other's 4 GiB VM */
+    ck_assert_uint_eq(p.reserve_mb[0], 4096);
+    ck_assert_uint_eq(p.reserve_mb[1], 4096);
     struct ha_rule rule = {.type = HA_RULE_ANTI_AFFINITY, .strict = true, .nvms = 2, .vm = {0, 1}};
     strcpy(rule.name, "dbs");
     char err[256];
