@@ -2,6 +2,8 @@
  * contest, the master lease, fencing levels, and the rule that nothing is
  * recovered before its host's fence is confirmed. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,9 +436,5 @@ int main(void)
     tcase_add_test(t, new_master_waits_for_inventory);
     tcase_add_test(t, commands_refused_with_reasons);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return vigil_run_suite(s);
 }

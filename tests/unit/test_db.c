@@ -1,5 +1,7 @@
 /* The replicated database and the command parser. */
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,9 +161,5 @@ int main(void)
     tcase_add_test(t, apply_rejects_bad_changes);
     tcase_add_test(t, commands);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return vigil_run_suite(s);
 }

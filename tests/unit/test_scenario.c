@@ -1,6 +1,8 @@
 /* Scenario parser: good files load, every kind of bad input is refused with
  * FILE:LINE and a reason. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +127,5 @@ int main(void)
     tcase_add_test(t, rejects_bad);
     tcase_add_test(t, runs_deterministically);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return vigil_run_suite(s);
 }

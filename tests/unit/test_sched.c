@@ -1,6 +1,8 @@
 /* The scheduler: the failure-tolerance plan against brute force on random
  * small pools, rule checks, and placement honouring strict rules. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,9 +287,5 @@ int main(void)
     tcase_add_test(t, contradictions_refused);
     tcase_add_test(t, after_cycles_refused);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return vigil_run_suite(s);
 }
