@@ -28,6 +28,7 @@ struct ha_action *emit(struct ha_core *c, enum ha_action_type t)
     x->host = c->self;
     x->vm = -1;
     x->to = HA_NO_HOST;
+    x->epoch = c->lease_epoch;
     return x;
 }
 
@@ -259,6 +260,7 @@ static bool lease_step(struct ha_core *c, int *owner, uint64_t *counter)
         if (c->lease_owner == c->self && candidate) {
             c->lease = L_HELD;
             c->lease_renewed_at = c->now;
+            c->lease_epoch = c->lease_counter;
             logf_(c, "our claim survived a full disk interval", "acquired the master lease");
             *owner = c->self;
             *counter = c->lease_counter + 1;
@@ -294,9 +296,12 @@ static void self_fence(struct ha_core *c, const char *why)
         return;
     logf_(c, why, "self-fencing: stopping local VMs hard and rebooting");
     struct ha_action *w = emit(c, HA_ACT_DISK_WRITE);
+    if (c->slot[c->self].last.poison > c->poison_base)
+        c->poison_base = c->slot[c->self].last.poison; /* acknowledged by this self-fence */
     w->slot = (struct ha_slot){.seq = ++c->my_seq,
                                .flags = HA_SLOT_SELF_FENCED | (c->db->set.watchdog ? HA_SLOT_WATCHDOG : 0),
-                               .liveset = c->members | HA_BIT(c->self)};
+                               .liveset = c->members | HA_BIT(c->self),
+                               .poison_ack = c->poison_base};
     w->lease_write = c->lease != L_NONE;
     w->lease_owner = HA_NO_HOST;
     w->lease_counter = c->lease_counter + 1;
@@ -342,11 +347,14 @@ static void on_disk(struct ha_core *c, const struct ha_event *ev)
                          : HA_NO_HOST;
     c->lease_counter = ev->u.disk.lease_counter;
 
+    /* The mailbox against the value our slot says we acted on: a request
+     * that arrived while vigild was down is not silently absorbed. */
     uint64_t poison = ev->u.disk.slot[c->self].poison;
     if (!c->poison_base_set) {
-        c->poison_base = poison;
+        c->poison_base = ev->u.disk.slot[c->self].poison_ack;
         c->poison_base_set = true;
-    } else if (poison != c->poison_base && (db->host[c->self].joined)) {
+        c->pill_at_start = poison > c->poison_base && db->host[c->self].joined;
+    } else if (poison > c->poison_base && db->host[c->self].joined && !c->pill_at_start) {
         self_fence(c, "the master wrote a fence request into our disk mailbox");
     }
 }
@@ -363,6 +371,7 @@ static void write_slot(struct ha_core *c)
         .seq = ++c->my_seq,
         .flags = (c->db->set.watchdog ? HA_SLOT_WATCHDOG : 0) | (c->have_membership ? 0 : HA_SLOT_JOINING),
         .liveset = (c->members | HA_BIT(c->self)),
+        .poison_ack = c->poison_base,
     };
     w->lease_write = lw;
     w->lease_owner = owner;
@@ -374,6 +383,19 @@ static void write_slot(struct ha_core *c)
 static void evaluate(struct ha_core *c)
 {
     const struct ha_db *db = c->db;
+    if (c->pill_at_start && (c->inventory & HA_BIT(c->self))) {
+        /* A fence request was waiting when we started.  If VMs run here,
+         * vigild restarted under them: obey.  If none do, this is a fresh
+         * boot that already did what the request asked: acknowledge it. */
+        c->pill_at_start = false;
+        if (runs_vms_here(c)) {
+            self_fence(c, "a fence request was waiting in our disk mailbox and VMs run here");
+            return;
+        }
+        logf_(c, "this host runs no VMs: a fresh start already did what it asked",
+              "acknowledged a fence request found in our disk mailbox at start");
+        c->poison_base = c->slot[c->self].last.poison;
+    }
     for (int h = 0; h < db->nhosts; h++) {
         if (!db->host[h].joined) {
             /* a host that left owns nothing; if it joins again it is new */
@@ -428,6 +450,8 @@ static void arm_timer(struct ha_core *c)
     ha_ms o = ops_next_deadline(c);
     if (o && (!t || o < t))
         t = o;
+    if (t && t <= c->now)
+        t = c->now + 1; /* due now but not handled in this step: never arm in the past */
     if (t && t != c->timer_at) {
         c->timer_at = t;
         struct ha_action *x = emit(c, HA_ACT_TIMER);
@@ -445,7 +469,7 @@ static void sync_vms(struct ha_core *c)
     for (int v = c->nvm; v < c->db->nvms; v++)
         nv[v] = (struct vm_rt){.obs_host = HA_NO_HOST, .obs_to = HA_NO_HOST, .op_host = HA_NO_HOST,
                                .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST,
-                               .lost_from = HA_NO_HOST};
+                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST};
     c->vm = nv;
     c->nvm = c->db->nvms;
 }
@@ -520,7 +544,10 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
             fence_device_done(c, ev->u.fence.host, ev->u.fence.ok, ev->u.fence.why);
         break;
     case HA_EV_VM_REPORT:
-        if (valid_host(c, ev->u.report.host) && valid_vm(c, ev->u.report.vm))
+        /* an unknown state is not "gone": drop the report rather than guess */
+        if (valid_host(c, ev->u.report.host) && valid_vm(c, ev->u.report.vm) &&
+            (unsigned)ev->u.report.state <= HA_OBS_CRASHED &&
+            (ev->u.report.state != HA_OBS_MIGRATING || valid_host(c, ev->u.report.to)))
             vm_report(c, ev->u.report.host, ev->u.report.vm, ev->u.report.state, ev->u.report.to, ev->u.report.op);
         break;
     case HA_EV_VM_LOAD:
@@ -531,6 +558,7 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
         if (valid_host(c, ev->u.report.host)) {
             int h = ev->u.report.host;
             c->inventory |= HA_BIT(h);
+            c->inv_seq[h] = ++c->report_seq;
             /* the list is complete: what we knew of h from before it
              * (re)joined and it did not report again is not there */
             for (int v = 0; v < c->nvm; v++)

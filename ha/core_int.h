@@ -20,6 +20,7 @@ struct fence_state {
     ha_ms started;
     ha_ms next_at;     /* deadline of the current phase */
     ha_ms done_at;     /* when we learned it is fenced */
+    uint64_t seq_at_pill; /* its slot seq when we wrote the pill: msgwait needs it unchanged */
     bool disk_can_confirm;
     char last_error[HA_REASON_MAX];
     char how[HA_REASON_MAX];
@@ -43,6 +44,10 @@ struct vm_rt {
     int on_host;      /* admin vm start --on */
     bool on_force;    /* ... --force: strict rules do not apply to that start */
     uint64_t obs_seq; /* report counter when obs was last set */
+    uint64_t obs_op;  /* operation id carried by the report that set obs */
+    int arriving;     /* its source reported it gone mid-migration: it may be on this host */
+    uint64_t query_seq; /* report_seq when we asked `arriving`/migration target for its list */
+    ha_ms query_at;
     int lost_from;    /* the host whose fence made it need recovery */
     double load;      /* CPU load reported by the agent, % of one physical CPU */
     int eprio;        /* priority for recovery order: its own, or a dependent's if higher */
@@ -83,6 +88,9 @@ struct ha_core {
     ha_hostset seen_alive;
     ha_hostset inventory; /* hosts whose full VM list we hold since they joined our view */
     uint64_t report_seq;  /* counts VM reports */
+    uint64_t inv_seq[HA_MAX_HOSTS]; /* report_seq value of each host's latest full inventory */
+    bool pill_at_start;   /* a fence request was pending in our mailbox at our first read */
+    uint64_t lease_epoch; /* lease counter when we took the lease: stamped on our orders */
     uint64_t op_seq;      /* VM operation ids */
     ha_ms member_since[HA_MAX_HOSTS]; /* when the host last entered our corosync view */
     uint64_t gain_seq[HA_MAX_HOSTS]; /* report_seq when the host (re)entered our view */

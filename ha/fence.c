@@ -14,7 +14,9 @@ static void confirm(struct ha_core *c, int h, const char *how)
 {
     struct fence_state *f = &c->fence[h];
     f->phase = F_DONE;
-    f->done_at = c->now;
+    /* a host already back in corosync was powered off before it came back:
+     * count the fence from its request, so the host counts as rejoined */
+    f->done_at = (c->members & HA_BIT(h)) ? f->started : c->now;
     snprintf(f->how, sizeof f->how, "%s", how);
     logf_(c, how, "fence of %s confirmed", hname(c, h));
     commit(c, (struct ha_change){.type = HA_CHG_HOST_FENCED, .host = h, .vm = -1, .arg = 1});
@@ -48,6 +50,7 @@ static void disk_level(struct ha_core *c, int h)
     f->disk_can_confirm = (c->slot[h].last.flags & HA_SLOT_WATCHDOG) && !member;
     struct ha_action *x = emit(c, HA_ACT_POISON);
     x->host = h;
+    f->seq_at_pill = c->slot[h].last.seq;
     c->poison_counter++;
     f->next_at = c->now + c->db->set.msgwait;
     logf_(c, f->disk_can_confirm ? "its watchdog is armed: msgwait proves it is down"
@@ -125,12 +128,14 @@ void fence_tick(struct ha_core *c)
             if (slot_says_self_fenced(c, h)) {
                 confirm(c, h, "it acknowledged the poison pill and self-fenced (disk slot)");
             } else if (c->now >= f->next_at) {
-                if (f->disk_can_confirm && !(c->members & HA_BIT(h)) && disk_usable(c))
+                bool writing = c->slot[h].last.seq != f->seq_at_pill;
+                if (f->disk_can_confirm && !(c->members & HA_BIT(h)) && disk_usable(c) && !writing)
                     confirm(c, h, "msgwait elapsed after the poison pill while its watchdog was armed");
                 else
                     round_failed(c, h, !disk_usable(c) ? "our heartbeat disk is unusable"
                                        : (c->members & HA_BIT(h)) ? "it is still a corosync member"
-                                                                  : "no armed watchdog: the disk cannot confirm");
+                                       : writing ? "it kept writing its heartbeat without acknowledging the pill"
+                                                 : "no armed watchdog: the disk cannot confirm");
             }
             break;
         case F_BACKOFF:

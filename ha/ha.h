@@ -219,6 +219,7 @@ struct ha_slot {
     uint32_t flags;
     ha_hostset liveset;  /* the writer's corosync membership */
     uint64_t poison;     /* mailbox: fence request sequence from the master */
+    uint64_t poison_ack; /* the mailbox value the slot's owner has acted on */
 };
 
 enum ha_event_type {
@@ -285,6 +286,7 @@ enum ha_action_type {
     HA_ACT_VM_MIGRATE, /* live-migrate `vm` from `host` to `to` */
     HA_ACT_COMMIT,     /* replicate a database change to every member */
     HA_ACT_CMD_DONE,   /* answer to an admin command: ok or refused with why */
+    HA_ACT_INVENTORY_QUERY, /* ask `host` to report every VM it runs, then HA_EV_INVENTORY */
 };
 
 struct ha_action {
@@ -295,6 +297,8 @@ struct ha_action {
     ha_ms at;
     bool ok;
     uint64_t op;                /* VM_START/STOP/MIGRATE: id to quote in HA_EV_VM_FAILED */
+    uint64_t epoch;             /* orders: the lease counter when this master took the lease;
+                                 * an agent rejects orders older than the newest epoch it saw */
     struct ha_slot slot;        /* DISK_WRITE */
     bool lease_write;           /* DISK_WRITE: also write the lease block */
     int lease_owner;

@@ -9,6 +9,13 @@
 
 #include "core_int.h"
 
+/* Operation ids grow across masters: the lease epoch (the lease counter
+ * when this master took the lease, which only grows) in the high half. */
+static uint64_t next_op_id(struct ha_core *c)
+{
+    return (c->lease_epoch << 32) | (++c->op_seq & 0xffffffffu);
+}
+
 static bool obs_present(enum ha_vm_obs o)
 {
     return o == HA_OBS_STARTING || o == HA_OBS_RUNNING || o == HA_OBS_STOPPING || o == HA_OBS_MIGRATING;
@@ -25,7 +32,7 @@ static void start_vm(struct ha_core *c, struct usage *u, int v, int h, const cha
     struct ha_action *x = emit(c, HA_ACT_VM_START);
     x->vm = v;
     x->host = h;
-    x->op = rt->op_id = ++c->op_seq;
+    x->op = rt->op_id = next_op_id(c);
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_START;
     rt->op_host = h;
@@ -53,7 +60,7 @@ void migrate_vm(struct ha_core *c, struct usage *u, int v, int from, int to, con
     x->vm = v;
     x->host = from;
     x->to = to;
-    x->op = rt->op_id = ++c->op_seq;
+    x->op = rt->op_id = next_op_id(c);
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_MIGRATE;
     rt->op_host = from;
@@ -70,7 +77,7 @@ static void stop_vm(struct ha_core *c, int v, int h, const char *why)
     struct ha_action *x = emit(c, HA_ACT_VM_STOP);
     x->vm = v;
     x->host = h;
-    x->op = rt->op_id = ++c->op_seq;
+    x->op = rt->op_id = next_op_id(c);
     snprintf(x->why, sizeof x->why, "%s", why);
     rt->op = OP_STOP;
     rt->op_host = h;
@@ -87,8 +94,13 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, ui
         return; /* sent before it was fenced and delivered late: it runs nothing now */
     if (!obs_present(st) && rt->op != OP_NONE && op != rt->op_id && (rt->op_host == host || rt->op_to == host))
         return; /* a stop or crash of an earlier incarnation, delivered after our new operation */
+    if (obs_present(st) && rt->obs_host != HA_NO_HOST && rt->obs_host != host && op && op < rt->obs_op)
+        return; /* an older incarnation elsewhere, delivered late: it has moved on since */
     rt->obs_seq = ++c->report_seq;
     if (obs_present(st)) {
+        rt->obs_op = op > rt->obs_op ? op : rt->obs_op;
+        rt->arriving = HA_NO_HOST;
+        rt->query_seq = 0; /* seen: no question pending */
         rt->obs_host = host;
         rt->obs = st;
         rt->obs_to = st == HA_OBS_MIGRATING ? to : HA_NO_HOST;
@@ -105,6 +117,8 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, ui
     }
     if (rt->obs_host != host && rt->obs_host != HA_NO_HOST)
         return; /* a late report from where it no longer is */
+    if (st == HA_OBS_NONE && rt->obs == HA_OBS_MIGRATING && rt->obs_to != HA_NO_HOST)
+        rt->arriving = rt->obs_to; /* the destination may hold it now: prove it before restarting */
     rt->obs_host = st == HA_OBS_CRASHED ? host : HA_NO_HOST;
     rt->obs = st;
     if (rt->op == OP_STOP && rt->op_host == host)
@@ -124,8 +138,8 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, ui
 void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
 {
     struct vm_rt *rt = &c->vm[v];
-    if (rt->op == OP_NONE || (op && op != rt->op_id))
-        return; /* an answer about an earlier operation */
+    if (rt->op == OP_NONE || op != rt->op_id)
+        return; /* an answer about an earlier (or unnamed) operation */
     int where = rt->op == OP_MIGRATE ? rt->op_to : rt->op_host;
     bool was_start = rt->op == OP_START;
     const char *what = was_start ? "start" : rt->op == OP_STOP ? "stop" : "migration";
@@ -265,12 +279,15 @@ static void wait_for_fence_reason(struct ha_core *c, int v, int h)
 /* A VM not seen running anywhere may still run where the pool last put it
  * (or, mid-migration, at either end).  It may start elsewhere only once each
  * such host is fenced, or alive and has listed every VM it runs. */
+#define QUERY_RETRY 5000
+
 static bool may_be_elsewhere_ok(struct ha_core *c, int v)
 {
     const struct ha_db *db = c->db;
     const struct ha_db_vm *d = &db->vm[v];
-    int where[2] = {d->host, d->migrating_to};
-    for (int i = 0; i < 2; i++) {
+    struct vm_rt *rt = &c->vm[v];
+    int where[3] = {d->host, d->migrating_to, rt->arriving};
+    for (int i = 0; i < 3; i++) {
         int x = where[i];
         if (x == HA_NO_HOST || !db->host[x].joined)
             continue;
@@ -282,9 +299,31 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
             return false;
         }
         if (!(c->inventory & HA_BIT(x))) {
-            snprintf(c->vm[v].reason, sizeof c->vm[v].reason, "waiting for %s to report the VMs it runs", hname(c, x));
+            snprintf(rt->reason, sizeof rt->reason, "waiting for %s to report the VMs it runs", hname(c, x));
             return false;
         }
+        if (i == 0)
+            continue;
+        /* A migration whose outcome is unknown: the destination may hold
+         * it, and its reports may cross the source's.  Ask it for its full
+         * list, and go on only with a list newer than the question. */
+        if (!rt->query_seq || c->inv_seq[x] <= rt->query_seq) {
+            if (!rt->query_seq || c->now - rt->query_at >= QUERY_RETRY) {
+                struct ha_action *q = emit(c, HA_ACT_INVENTORY_QUERY);
+                q->host = x;
+                rt->query_seq = ++c->report_seq;
+                rt->query_at = c->now;
+            }
+            snprintf(rt->reason, sizeof rt->reason, "waiting for %s to say whether %s arrived there (migration outcome unknown)",
+                     hname(c, x), vname(c, v));
+            return false;
+        }
+    }
+    if (rt->query_seq) { /* proven: it is not at the destination */
+        rt->query_seq = 0;
+        rt->arriving = HA_NO_HOST;
+        if (d->migrating_to != HA_NO_HOST)
+            commit(c, (struct ha_change){.type = HA_CHG_VM_PLACE, .vm = v, .host = d->host});
     }
     return true;
 }
@@ -303,7 +342,7 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         const struct ha_db_vm *d = &db->vm[v];
         if (rt->op != OP_NONE) {
             if (c->now >= rt->op_deadline)
-                vm_failed(c, v, 0, "no answer from the agent in time");
+                vm_failed(c, v, rt->op_id, "no answer from the agent in time");
             else {
                 int h = rt->op_host; /* START/STOP target, MIGRATE source */
                 if (rt->op == OP_MIGRATE && host_alive(c, h))
@@ -513,6 +552,9 @@ ha_ms ops_next_deadline(const struct ha_core *c)
             t = c->vm[v].op_deadline;
         if (c->vm[v].retry_at > c->now && (!t || c->vm[v].retry_at < t))
             t = c->vm[v].retry_at;
+        ha_ms q = c->vm[v].query_at + QUERY_RETRY;
+        if (c->vm[v].query_seq && q > c->now && (!t || q < t))
+            t = q;
     }
     ha_ms b = balance_next(c);
     if (b && (!t || b < t))

@@ -491,6 +491,18 @@ static void do_actions(struct sim *S, int h, struct ha_actions *acts)
         case HA_ACT_COMMIT:
             do_commit(S, h, &a->change);
             break;
+        case HA_ACT_INVENTORY_QUERY: {
+            int q = a->host;
+            if (up(S, q) && linked(S, h, q)) { /* its agent lists what runs there, then says it is complete */
+                static const enum ha_vm_obs map[] = {[W_STARTING] = HA_OBS_STARTING, [W_RUNNING] = HA_OBS_RUNNING,
+                                                     [W_STOPPING] = HA_OBS_STOPPING, [W_MIGRATING] = HA_OBS_MIGRATING};
+                for (int v = 0; v < S->db.nvms; v++)
+                    if (S->vm[v].st != W_OFF && S->vm[v].host == q)
+                        report_to(S, h, q, v, map[S->vm[v].st], S->vm[v].st == W_MIGRATING ? S->vm[v].to : HA_NO_HOST);
+                inventory_to(S, h, q);
+            }
+            break;
+        }
         case HA_ACT_CMD_DONE:
             S->have_cmd = true;
             S->last_cmd_refused = !a->ok;

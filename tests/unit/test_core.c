@@ -391,6 +391,126 @@ START_TEST(new_master_waits_for_inventory)
 }
 END_TEST
 
+static bool started_anything(const struct rig *r)
+{
+    return count(r, HA_ACT_VM_START) > 0;
+}
+
+START_TEST(unknown_report_state_is_not_gone)
+{
+    struct rig r;
+    healthy_master(&r, true);
+    struct ha_event ev = {.type = HA_EV_VM_REPORT};
+    ev.u.report.host = 2;
+    ev.u.report.vm = 0;
+    ev.u.report.state = (enum ha_vm_obs)6; /* say, a newer agent's "paused" */
+    step(&r, &ev);
+    ck_assert(!started_anything(&r));
+    int where;
+    ck_assert_int_eq(ha_core_vm_state(r.c, 0, &where), HA_VM_RUNNING);
+    ck_assert_int_eq(where, 2);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(migration_reports_crossing)
+{
+    /* web1 migrates h3 -> h2 under an earlier master (the database holds
+     * the intent); the source's "gone" arrives before the destination's
+     * "running": nothing may start it elsewhere before h2 has answered. */
+    struct rig r;
+    healthy_master(&r, true);
+    struct ha_change mig = {.type = HA_CHG_VM_MIGRATING, .vm = 0, .host = 2, .arg = 1};
+    ck_assert_int_eq(ha_db_apply(&r.db, &mig), 0);
+    struct ha_event ev = {.type = HA_EV_VM_REPORT};
+    ev.u.report.host = 2;
+    ev.u.report.vm = 0;
+    ev.u.report.state = HA_OBS_MIGRATING;
+    ev.u.report.to = 1;
+    step(&r, &ev);
+    ev.u.report.state = HA_OBS_NONE;
+    ev.u.report.to = HA_NO_HOST;
+    step(&r, &ev);
+    ck_assert(!started_anything(&r));
+    ck_assert_int_eq(count(&r, HA_ACT_INVENTORY_QUERY), 1); /* it asks h2 */
+    char buf[512];
+    ha_core_explain(r.c, 0, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, "migration outcome unknown"), "%s", buf);
+    /* h2 answers: it runs web1 */
+    report(&r, 1, 0, HA_OBS_RUNNING);
+    inventory(&r, 1);
+    ck_assert(!started_anything(&r));
+    int where;
+    ck_assert_int_eq(ha_core_vm_state(r.c, 0, &where), HA_VM_RUNNING);
+    ck_assert_int_eq(where, 1);
+    teardown(&r);
+
+    /* the same, but h2 answers that it does not have it: then it restarts */
+    healthy_master(&r, true);
+    ck_assert_int_eq(ha_db_apply(&r.db, &mig), 0);
+    ev.u.report.state = HA_OBS_MIGRATING;
+    ev.u.report.to = 1;
+    step(&r, &ev);
+    ev.u.report.state = HA_OBS_NONE;
+    step(&r, &ev);
+    ck_assert(!started_anything(&r));
+    inventory(&r, 1);
+    ck_assert(started_anything(&r));
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(msgwait_needs_a_silent_target)
+{
+    /* h3 leaves corosync, its BMC fails, but it keeps heartbeating and
+     * ignores the pill: msgwait must not confirm. */
+    struct rig r;
+    healthy_master(&r, true);
+    membership(&r, 3, true);
+    struct ha_event f = {.type = HA_EV_FENCE_DONE};
+    f.u.fence.host = 2;
+    f.u.fence.ok = false;
+    step(&r, &f);
+    ck_assert_int_eq(count(&r, HA_ACT_POISON), 1);
+    for (int i = 0; i < 15; i++) {
+        r.now += 1000;
+        tick(&r, 6, 4, true); /* h3 still writes, seeing only itself */
+        ck_assert(!started_anything(&r));
+    }
+    ck_assert(!r.db.host[2].fenced);
+    teardown(&r);
+}
+END_TEST
+
+static void pill_at_start(struct rig *r, bool runs_vms)
+{
+    setup(r, 3, true);
+    r->slot[0].poison = 1; /* written while vigild was not running; never acknowledged */
+    membership(r, 7, true);
+    if (runs_vms)
+        report(r, 0, 0, HA_OBS_RUNNING);
+    r->now = 1000;
+    tick(r, 6, 7, true);
+    ck_assert_int_eq(count(r, HA_ACT_SELF_FENCE), 0); /* waits for its own VM list */
+    inventory(r, 0);
+}
+
+START_TEST(pending_pill_at_start)
+{
+    struct rig r;
+    pill_at_start(&r, true); /* vigild restarted under running VMs: obey */
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 1);
+    teardown(&r);
+    pill_at_start(&r, false); /* a fresh boot that runs nothing: acknowledge */
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 0);
+    r.now += 1000;
+    tick(&r, 6, 7, true);
+    ck_assert_int_eq(count(&r, HA_ACT_SELF_FENCE), 0);
+    ck_assert_uint_eq(r.slot[0].poison_ack, 1); /* written back in our slot */
+    teardown(&r);
+}
+END_TEST
+
 START_TEST(commands_refused_with_reasons)
 {
     struct rig r;
@@ -434,6 +554,10 @@ int main(void)
     tcase_add_test(t, poison_pill_in_our_mailbox);
     tcase_add_test(t, crash_restarts_in_place_then_relocates);
     tcase_add_test(t, new_master_waits_for_inventory);
+    tcase_add_test(t, unknown_report_state_is_not_gone);
+    tcase_add_test(t, migration_reports_crossing);
+    tcase_add_test(t, msgwait_needs_a_silent_target);
+    tcase_add_test(t, pending_pill_at_start);
     tcase_add_test(t, commands_refused_with_reasons);
     suite_add_tcase(s, t);
     return vigil_run_suite(s);
