@@ -608,11 +608,6 @@ enum ha_verdict ha_core_verdict(const struct ha_core *c, int h)
     return valid_host(c, h) ? c->verdict[h] : HA_UNKNOWN;
 }
 
-bool ha_core_fence_confirmed(const struct ha_core *c, int h)
-{
-    return valid_host(c, h) && c->fence[h].phase == F_DONE;
-}
-
 enum ha_host_state ha_core_host_state(const struct ha_core *c, int h)
 {
     if (!valid_host(c, h))

@@ -98,7 +98,6 @@ struct ha_core {
     enum ha_host_state hstate[HA_MAX_HOSTS];
 
     struct fence_state fence[HA_MAX_HOSTS];
-    uint64_t poison_counter;
 
     struct vm_rt *vm;
     int nvm;

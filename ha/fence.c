@@ -51,7 +51,6 @@ static void disk_level(struct ha_core *c, int h)
     struct ha_action *x = emit(c, HA_ACT_POISON);
     x->host = h;
     f->seq_at_pill = c->slot[h].last.seq;
-    c->poison_counter++;
     f->next_at = c->now + c->db->set.msgwait;
     logf_(c, f->disk_can_confirm ? "its watchdog is armed: msgwait proves it is down"
           : member ? "it is still a corosync member: only its own acknowledgement can confirm"

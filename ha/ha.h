@@ -366,7 +366,6 @@ enum ha_vm_state ha_core_vm_state(const struct ha_core *c, int vm, int *host);
 /* Writes a sentence saying why the VM is where it is or why it is not
  * running. */
 void ha_core_explain(const struct ha_core *c, int vm, char *buf, size_t len);
-bool ha_core_fence_confirmed(const struct ha_core *c, int host);
 
 /* The admission-control plan: how many simultaneous host failures every
  * ha=restart VM survives, and the room each host keeps for that. */

@@ -76,7 +76,6 @@ struct sim {
     bool last_cmd_refused;
     bool have_cmd;
     char last_cmd_msg[HA_REASON_MAX];
-    struct ha_actions acts;
     struct sim_result *res;
     /* timeline kept for context on failure */
     char **tl;
@@ -1286,7 +1285,6 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     free(S->never_failed);
     free(S->db.vm);
     free(S->db.rule);
-    ha_actions_free(&S->acts);
     s->nev = nev_orig;
     s->end = end_orig;
     free(S);
