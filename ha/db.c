@@ -1,6 +1,7 @@
 /* The replicated pool database.  Every member applies the same ordered
  * stream of changes with ha_db_apply(); nothing else writes it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,47 @@ int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v)
     db->vm[db->nvms].migrating_to = HA_NO_HOST;
     return db->nvms++;
 }
+
+bool ha_name_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9') ||
+              s[n] == '.' || s[n] == '_' || s[n] == '-') || n >= HA_NAME_MAX - 1)
+            return false;
+    return n > 0;
+}
+
+int ha_db_copy(struct ha_db *dst, const struct ha_db *src)
+{
+    *dst = *src;
+    dst->vm = NULL;
+    dst->rule = NULL;
+    dst->nvms = 0;
+    dst->nrules = 0;
+    for (int i = 0; i < src->nvms; i++) {
+        /* through add_vm so the capacity rule (power-of-two growth) holds */
+        struct ha_db_vm v = src->vm[i];
+        int r = ha_db_add_vm(dst, &v);
+        if (r < 0) {
+            ha_db_free(dst);
+            return r;
+        }
+        dst->vm[r].migrating_to = src->vm[i].migrating_to;
+    }
+    if (src->nrules) {
+        dst->rule = malloc((size_t)src->nrules * sizeof *dst->rule);
+        if (!dst->rule) {
+            ha_db_free(dst);
+            return -ENOMEM;
+        }
+        memcpy(dst->rule, src->rule, (size_t)src->nrules * sizeof *dst->rule);
+        dst->nrules = src->nrules;
+    }
+    return 0;
+}
+
+static bool str_ok(const char *s, size_t cap) { return memchr(s, 0, cap) != NULL; }
 
 ha_hostset ha_db_joined(const struct ha_db *db)
 {
@@ -172,6 +214,86 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
             return -EINVAL;
         db->preferred_master = c->host;
         break;
+    case HA_CHG_POOL_CREATE:
+        if (db->pool_name[0] || !str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) ||
+            !str_ok(c->text, sizeof db->pool_uuid) || !c->text[0])
+            return -EINVAL;
+        snprintf(db->pool_name, sizeof db->pool_name, "%s", c->name);
+        snprintf(db->pool_uuid, sizeof db->pool_uuid, "%s", c->text);
+        break;
+    case HA_CHG_HOST_ADD: {
+        if (!str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) || !str_ok(c->text, sizeof h->addr) ||
+            c->cpus < 0 || c->arg <= 0)
+            return -EINVAL;
+        int i = ha_db_find_host(db, c->name);
+        for (int o = 0; o < db->nhosts; o++)
+            if (o != i && db->host[o].joined && (db->host[o].nodeid == (uint32_t)c->arg ||
+                                                  (c->text[0] && !strcmp(db->host[o].addr, c->text))))
+                return -EINVAL; /* node id or address held by another member */
+        if (i >= 0 && db->host[i].joined)
+            return -EINVAL;
+        if (i < 0) {
+            struct ha_db_host nh = {0};
+            snprintf(nh.name, sizeof nh.name, "%s", c->name);
+            i = ha_db_add_host(db, &nh);
+            if (i < 0)
+                return i;
+        }
+        h = &db->host[i];
+        snprintf(h->addr, sizeof h->addr, "%s", c->text);
+        h->nodeid = (uint32_t)c->arg;
+        h->mem_mb = c->mem_mb;
+        h->cpus = c->cpus;
+        h->joined = true;
+        h->fenced = h->leaving = h->maintenance = false;
+        break;
+    }
+    case HA_CHG_VM_ADD: {
+        if (!str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) || c->cpus < 1 || c->mem_mb < 1)
+            return -EINVAL;
+        struct ha_db_vm nv = {.mem_mb = c->mem_mb, .cpus = c->cpus, .priority = 3, .host = HA_NO_HOST};
+        snprintf(nv.name, sizeof nv.name, "%s", c->name);
+        int r = ha_db_add_vm(db, &nv);
+        if (r < 0)
+            return r == -ENOMEM ? r : -EINVAL;
+        break;
+    }
+    case HA_CHG_TOKEN_ADD: {
+        /* Used tokens go, and so do those that expired 30 days (the longest
+         * token life) before this one expires: they are surely dead, and
+         * the rule needs no clock, so every member drops the same ones. */
+        for (int i = 0; i < db->ntokens; i++)
+            if (!memcmp(db->token[i].hash, c->blob, 32))
+                return -EINVAL;
+        int n = 0;
+        for (int i = 0; i < db->ntokens; i++)
+            if (!db->token[i].used && db->token[i].expires >= c->when - 30 * 86400)
+                db->token[n++] = db->token[i];
+        db->ntokens = n;
+        if (db->ntokens == HA_MAX_TOKENS) /* the oldest one goes */
+            memmove(&db->token[0], &db->token[1], (size_t)--db->ntokens * sizeof db->token[0]);
+        db->token[db->ntokens] = (struct ha_token){.expires = c->when};
+        memcpy(db->token[db->ntokens++].hash, c->blob, 32);
+        break;
+    }
+    case HA_CHG_TOKEN_USE: {
+        int i = 0;
+        while (i < db->ntokens && memcmp(db->token[i].hash, c->blob, 32))
+            i++;
+        if (i == db->ntokens || db->token[i].used)
+            return -EINVAL;
+        db->token[i].used = true;
+        break;
+    }
+    case HA_CHG_SETTING: {
+        char err[HA_REASON_MAX];
+        struct ha_settings s = db->set;
+        if (!str_ok(c->name, sizeof c->name) || !str_ok(c->text, sizeof c->text) ||
+            ha_settings_set(&s, c->name, c->text, err, sizeof err) < 0)
+            return -EINVAL;
+        db->set = s;
+        break;
+    }
     default:
         return -EINVAL;
     }

@@ -48,6 +48,8 @@ struct ha_settings {
     double cpu_overcommit;   /* vCPUs per physical CPU */
     int failures_to_tolerate; /* admission control: 0 = off */
     ha_ms balance_interval;  /* load balancer period: 0 = off */
+    bool heartbeat_disk;     /* false: corosync-only mode (docs/pool.md): quorum decides,
+                              * the lowest live host id is master, the BMC is the only fence */
 };
 
 void ha_settings_default(struct ha_settings *s);
@@ -68,6 +70,8 @@ struct ha_db_host {
     bool maintenance;
     bool leaving;      /* pool leave --evacuate in progress */
     bool fenced;       /* fence confirmed; cleared when the host rejoins */
+    char addr[64];     /* corosync ring0 / join address ("" in the simulator) */
+    uint32_t nodeid;   /* corosync node id (0 in the simulator) */
 };
 
 struct ha_db_vm {
@@ -97,8 +101,20 @@ struct ha_rule {
     ha_hostset hosts; /* PIN: the allowed hosts */
 };
 
+/* A one-time join token: the pool keeps only the SHA-256 of its secret. */
+#define HA_MAX_TOKENS 16
+struct ha_token {
+    uint8_t hash[32];
+    int64_t expires; /* wall-clock seconds (the master's clock when issued) */
+    bool used;
+};
+
 struct ha_db {
     uint64_t version; /* number of changes applied */
+    char pool_name[HA_NAME_MAX]; /* "" until `pool create` */
+    char pool_uuid[40];
+    int ntokens;
+    struct ha_token token[HA_MAX_TOKENS];
     struct ha_settings set;
     int preferred_master; /* HA_NO_HOST: lowest id wins */
     int nhosts;
@@ -122,7 +138,14 @@ enum ha_change_type {
     HA_CHG_PREFERRED_MASTER, /* host */
     HA_CHG_RULE_ADD,        /* rule */
     HA_CHG_RULE_DEL,        /* arg = rule index */
+    HA_CHG_POOL_CREATE,     /* name = pool name, text = uuid */
+    HA_CHG_HOST_ADD,        /* name, text = address, arg = nodeid, mem_mb, cpus: joins (again) */
+    HA_CHG_VM_ADD,          /* name, mem_mb, cpus (vm import) */
+    HA_CHG_TOKEN_ADD,       /* blob = secret hash, when = expiry; drops tokens expired by then */
+    HA_CHG_TOKEN_USE,       /* blob = secret hash */
+    HA_CHG_SETTING,         /* name = setting, text = value (ha_settings_set spelling) */
 };
+#define HA_CHG_LAST HA_CHG_SETTING
 
 struct ha_change {
     enum ha_change_type type;
@@ -134,6 +157,12 @@ struct ha_change {
     int order;
     int after1;            /* VM_PROTECT: 1 + the VM to start after; 0 = none */
     struct ha_rule rule;   /* RULE_ADD */
+    char name[HA_NAME_MAX]; /* POOL_CREATE, HOST_ADD, VM_ADD, SETTING */
+    char text[128];         /* POOL_CREATE, HOST_ADD, SETTING */
+    uint8_t blob[32];       /* TOKEN_ADD, TOKEN_USE */
+    int64_t when;           /* TOKEN_ADD */
+    uint64_t mem_mb;        /* HOST_ADD, VM_ADD */
+    int cpus;               /* HOST_ADD, VM_ADD */
 };
 
 void ha_db_init(struct ha_db *db);
@@ -142,6 +171,10 @@ void ha_db_free(struct ha_db *db);
  * or initial config).  Return the new index, or -EEXIST / -ENOSPC / -ENOMEM. */
 int ha_db_add_host(struct ha_db *db, const struct ha_db_host *h);
 int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v);
+/* Deep copy (dst is initialised here; free it with ha_db_free).  -ENOMEM. */
+int ha_db_copy(struct ha_db *dst, const struct ha_db *src);
+/* Valid pool, host and VM names: [A-Za-z0-9._-], 1..63 characters. */
+bool ha_name_valid(const char *s);
 int ha_db_find_host(const struct ha_db *db, const char *name);
 int ha_db_find_vm(const struct ha_db *db, const char *name);
 /* Applies one committed change.  Pure and deterministic: every member that
@@ -241,6 +274,8 @@ struct ha_event {
         struct {
             ha_hostset members;
             bool quorate;
+            uint64_t view; /* increases with every corosync configuration (ring sequence):
+                            * the order epoch of a master without the disk lease */
         } membership;
         struct {
             bool ok;                         /* the read (and last write) worked */

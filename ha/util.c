@@ -26,6 +26,7 @@ void ha_settings_default(struct ha_settings *s)
         .max_restart = 2,
         .watchdog = true,
         .cpu_overcommit = 4.0,
+        .heartbeat_disk = true,
     };
 }
 
@@ -200,13 +201,14 @@ int ha_settings_set(struct ha_settings *s, const char *name, const char *value, 
         s->max_restart = (int)v;
         return 0;
     }
-    if (!strcmp(name, "watchdog")) {
+    if (!strcmp(name, "watchdog") || !strcmp(name, "heartbeat_disk")) {
+        bool *b = !strcmp(name, "watchdog") ? &s->watchdog : &s->heartbeat_disk;
         if (!strcmp(value, "yes"))
-            s->watchdog = true;
+            *b = true;
         else if (!strcmp(value, "no"))
-            s->watchdog = false;
+            *b = false;
         else {
-            snprintf(err, errlen, "setting watchdog: '%s' must be yes or no", value);
+            snprintf(err, errlen, "setting %s: '%s' must be yes or no", name, value);
             return -EINVAL;
         }
         return 0;
