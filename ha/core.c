@@ -82,6 +82,8 @@ static enum ha_verdict compute_verdict(const struct ha_core *c, int h)
     if (!c->have_membership)
         return HA_UNKNOWN; /* booting: no opinion on others yet */
     bool net = (c->members & HA_BIT(h)) != 0;
+    if (!c->db->set.heartbeat_disk)
+        return net ? HA_ALIVE : HA_DEAD; /* corosync-only: gone means fence it */
     if (!disk_usable(c))
         return net ? HA_ALIVE : HA_UNKNOWN;
     bool fresh = slot_fresh(c, h);
@@ -148,6 +150,13 @@ static enum ha_side compute_side(const struct ha_core *c, char *why, size_t len)
     }
     ha_hostset P = (c->members | HA_BIT(c->self)) & joined;
 
+    if (!db->set.heartbeat_disk) {
+        /* Corosync-only mode: votequorum admits one quorate partition at a
+         * time, so quorum alone picks the side that runs. */
+        snprintf(why, len, c->quorate ? "corosync quorum (no heartbeat disk in this pool)"
+                                      : "no corosync quorum (no heartbeat disk in this pool)");
+        return c->quorate ? HA_SIDE_WIN : HA_SIDE_LOSE;
+    }
     if (!disk_usable(c)) {
         if (!c->disk_seen && c->now - c->started < db->set.disk_timeout) {
             snprintf(why, len, "heartbeat disk not read yet");
@@ -226,6 +235,34 @@ static int wanted_master(const struct ha_core *c)
     if (lease_valid(c) && (ok & HA_BIT(c->lease_owner)))
         return c->lease_owner;
     return ok ? __builtin_ctzll(ok) : HA_NO_HOST;
+}
+
+/* Corosync-only mode: the master is the host the pool database names, so
+ * that every member agrees at the same point of the committed stream.  A
+ * sitting master keeps the role while it is in the quorate partition (a
+ * returning lower id does not preempt it); when it is gone, the host this
+ * partition wants takes over by committing a MASTER change, which every
+ * member accepts only if the recorded master is not in its view
+ * (ha_change_allowed).  A designated master is handed the role. */
+static bool corosync_only_master(struct ha_core *c, enum ha_side side)
+{
+    const struct ha_db *db = c->db;
+    if (side != HA_SIDE_WIN || !db->host[c->self].joined)
+        return false;
+    int want = wanted_master(c);
+    bool recorded_here = db->master != HA_NO_HOST && (c->members & HA_BIT(db->master)) && db->host[db->master].joined;
+    if (!recorded_here && want == c->self && c->master_sent != db->master_epoch + 1) {
+        c->master_sent = db->master_epoch + 1;
+        logf_(c, db->master == HA_NO_HOST ? "the pool has no master" : "the recorded master is not in the quorate partition",
+              "taking over as master (epoch %llu)", (unsigned long long)db->master_epoch + 1);
+        commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = c->self, .vm = -1});
+    } else if (db->master == c->self && want != c->self && want == db->preferred_master &&
+               c->master_sent != db->master_epoch + 1) {
+        c->master_sent = db->master_epoch + 1;
+        logf_(c, "designated master", "handing the master role to %s", hname(c, want));
+        commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = want, .vm = -1});
+    }
+    return db->master == c->self;
 }
 
 /* Runs once per successful disk read; returns whether to write the lease. */
@@ -409,7 +446,10 @@ static void evaluate(struct ha_core *c)
             char why[HA_REASON_MAX];
             snprintf(why, sizeof why, "corosync: %s, disk slot: %s",
                      (c->members & HA_BIT(h)) ? "member" : "gone",
-                     !disk_usable(c) ? "unknown (our disk is unusable)" : slot_fresh(c, h) ? "fresh" : "stale");
+                     !db->set.heartbeat_disk ? "none (no heartbeat disk)"
+                     : !disk_usable(c)       ? "unknown (our disk is unusable)"
+                     : slot_fresh(c, h)      ? "fresh"
+                                             : "stale");
             logf_(c, why, "%s is %s", hname(c, h), ha_verdict_name(v));
         }
         c->verdict[h] = v;
@@ -432,9 +472,17 @@ static void evaluate(struct ha_core *c)
         return;
 
     bool lease_ok = c->lease == L_HELD && c->now - c->lease_renewed_at < db->set.disk_timeout / 2 + 1;
+    if (!db->set.heartbeat_disk)
+        lease_ok = corosync_only_master(c, side);
     bool master = side == HA_SIDE_WIN && lease_ok && db->host[c->self].joined;
     if (master != c->master) {
-        logf_(c, master ? "holding the master lease on the winning side" : "lease or partition lost",
+        if (master && !db->set.heartbeat_disk)
+            c->lease_epoch = db->master_epoch; /* orders of a later master outrank ours */
+        logf_(c,
+              !db->set.heartbeat_disk ? (master ? "the pool database names this host master, in the quorate partition"
+                                                : "quorum lost or another host is master")
+              : master ? "holding the master lease on the winning side"
+                       : "lease or partition lost",
               master ? "became master" : "no longer master");
         c->master = master;
     }
@@ -513,6 +561,11 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     sync_vms(c);
     if (c->self_fenced)
         return;
+    if (c->master && !c->db->set.heartbeat_disk && c->db->master != c->self) {
+        /* the pool made another host master: not one more order from us */
+        c->master = false;
+        logf_(c, "the pool database names another master", "no longer master");
+    }
 
     switch (ev->type) {
     case HA_EV_MEMBERSHIP: {
@@ -531,12 +584,18 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
                 c->gain_seq[h] = c->report_seq;
                 c->member_since[h] = c->now;
             }
+        if (m != c->members)
+            c->master_sent = 0; /* a MASTER change sent in the old view may have been dropped */
         c->members = m;
         c->quorate = ev->u.membership.quorate;
+        if (ev->u.membership.view > c->view)
+            c->view = ev->u.membership.view;
         c->have_membership = true;
         break;
     }
     case HA_EV_DISK:
+        if (!c->db->set.heartbeat_disk)
+            return; /* the pool has no heartbeat disk: a stray tick proves nothing */
         on_disk(c, ev);
         break;
     case HA_EV_FENCE_DONE:
@@ -583,6 +642,8 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     case HA_EV_TIMER:
         c->timer_at = 0;
         break;
+    case HA_EV_DB:
+        break; /* evaluate() below looks at the new database */
     }
     if (c->self_fenced)
         return;
@@ -599,7 +660,10 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
 
 /* ------------------------------------------------------------ queries */
 
-bool ha_core_is_master(const struct ha_core *c) { return c->master && !c->self_fenced; }
+bool ha_core_is_master(const struct ha_core *c)
+{
+    return c->master && !c->self_fenced && (c->db->set.heartbeat_disk || c->db->master == c->self);
+}
 int ha_core_self(const struct ha_core *c) { return c->self; }
 enum ha_side ha_core_side(const struct ha_core *c) { return c->side; }
 

@@ -12,6 +12,7 @@ void ha_db_init(struct ha_db *db)
     memset(db, 0, sizeof *db);
     ha_settings_default(&db->set);
     db->preferred_master = HA_NO_HOST;
+    db->master = HA_NO_HOST;
 }
 
 void ha_db_free(struct ha_db *db)
@@ -108,6 +109,18 @@ int ha_db_copy(struct ha_db *dst, const struct ha_db *src)
     return 0;
 }
 
+bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, const struct ha_change *c)
+{
+    if (sender < 0 || sender >= db->nhosts)
+        return false;
+    if (db->set.heartbeat_disk)
+        return true; /* the disk lease orders masters: at most one commits (core.c) */
+    bool master_here = db->master != HA_NO_HOST && (view & HA_BIT(db->master)) && db->host[db->master].joined;
+    if (c->type == HA_CHG_MASTER)
+        return sender == db->master || (!master_here && c->host == sender && (view & HA_BIT(sender)));
+    return sender == db->master && master_here;
+}
+
 static bool str_ok(const char *s, size_t cap) { return memchr(s, 0, cap) != NULL; }
 
 ha_hostset ha_db_joined(const struct ha_db *db)
@@ -144,6 +157,8 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         h->fenced = false;
         if (db->preferred_master == c->host)
             db->preferred_master = HA_NO_HOST;
+        if (db->master == c->host)
+            db->master = HA_NO_HOST; /* its successor takes over by a MASTER change */
         for (int i = 0; i < db->nvms; i++) {
             if (db->vm[i].host == c->host)
                 db->vm[i].host = HA_NO_HOST;
@@ -213,6 +228,12 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         if (c->host != HA_NO_HOST && !h)
             return -EINVAL;
         db->preferred_master = c->host;
+        break;
+    case HA_CHG_MASTER:
+        if (!h || !h->joined)
+            return -EINVAL;
+        db->master = c->host;
+        db->master_epoch++;
         break;
     case HA_CHG_POOL_CREATE:
         if (db->pool_name[0] || !str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) ||

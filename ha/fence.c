@@ -131,7 +131,8 @@ void fence_tick(struct ha_core *c)
                 if (f->disk_can_confirm && !(c->members & HA_BIT(h)) && disk_usable(c) && !writing)
                     confirm(c, h, "msgwait elapsed after the poison pill while its watchdog was armed");
                 else
-                    round_failed(c, h, !disk_usable(c) ? "our heartbeat disk is unusable"
+                    round_failed(c, h, !c->db->set.heartbeat_disk ? "this pool has no heartbeat disk (level 2 unavailable)"
+                                       : !disk_usable(c) ? "our heartbeat disk is unusable"
                                        : (c->members & HA_BIT(h)) ? "it is still a corosync member"
                                        : writing ? "it kept writing its heartbeat without acknowledging the pill"
                                                  : "no armed watchdog: the disk cannot confirm");

@@ -117,6 +117,9 @@ struct ha_db {
     struct ha_token token[HA_MAX_TOKENS];
     struct ha_settings set;
     int preferred_master; /* HA_NO_HOST: lowest id wins */
+    int master;            /* corosync-only mode: the host the pool last made master */
+    uint64_t master_epoch; /* +1 at every HA_CHG_MASTER: orders those masters stamp, and the
+                            * first key when members compare their copies */
     int nhosts;
     struct ha_db_host host[HA_MAX_HOSTS];
     int nvms;
@@ -144,8 +147,9 @@ enum ha_change_type {
     HA_CHG_TOKEN_ADD,       /* blob = secret hash, when = expiry; drops tokens expired by then */
     HA_CHG_TOKEN_USE,       /* blob = secret hash */
     HA_CHG_SETTING,         /* name = setting, text = value (ha_settings_set spelling) */
+    HA_CHG_MASTER,          /* host becomes master (a takeover or a handoff); epoch + 1 */
 };
-#define HA_CHG_LAST HA_CHG_SETTING
+#define HA_CHG_LAST HA_CHG_MASTER
 
 struct ha_change {
     enum ha_change_type type;
@@ -181,6 +185,12 @@ int ha_db_find_vm(const struct ha_db *db, const char *name);
  * applies the same sequence holds the same database. Returns 0 or -EINVAL. */
 int ha_db_apply(struct ha_db *db, const struct ha_change *c);
 ha_hostset ha_db_joined(const struct ha_db *db);
+/* Whether a change sent by `sender` may be applied, judged by every member
+ * at the same point of the agreed-order stream with the corosync view
+ * `view` that holds there.  Only the master writes; a takeover (MASTER
+ * naming its sender) is allowed when the recorded master is not in the view
+ * or left the pool; a handoff is the master naming another host. */
+bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, const struct ha_change *c);
 int ha_db_find_rule(const struct ha_db *db, const char *name);
 /* Whether a rule may be added: names, sizes, and no contradiction with the
  * rules already there.  Returns 0, or -EINVAL with the reason in err. */
@@ -265,6 +275,7 @@ enum ha_event_type {
     HA_EV_VM_LOAD,    /* the agent measured a VM's CPU load */
     HA_EV_CMD,        /* admin command */
     HA_EV_TIMER,      /* the timer the core armed fired */
+    HA_EV_DB,         /* the driver applied committed changes to the database */
 };
 
 struct ha_event {

@@ -230,7 +230,8 @@ static void reconcile_hosts(struct ha_core *c)
             continue; /* never seen and owns nothing: nothing to protect against */
         char why[HA_REASON_MAX];
         snprintf(why, sizeof why, "%s (corosync: %s, disk slot: %s)", ha_verdict_name(c->verdict[h]),
-                 (c->members & HA_BIT(h)) ? "member" : "gone", slot_fresh(c, h) ? "fresh" : "stale");
+                 (c->members & HA_BIT(h)) ? "member" : "gone",
+                 !c->db->set.heartbeat_disk ? "none" : slot_fresh(c, h) ? "fresh" : "stale");
         fence_start(c, h, why);
     }
 }

@@ -102,7 +102,7 @@ bool eligible(const struct ha_core *c, int h, const char **why)
         *why = "leaving the pool";
     else if (!(c->inventory & HA_BIT(h)))
         *why = "has not reported its VMs yet";
-    else if (h != c->self && !slot_fresh(c, h))
+    else if (h != c->self && c->db->set.heartbeat_disk && !slot_fresh(c, h))
         *why = "its disk heartbeat is not seen yet";
     else
         return true;

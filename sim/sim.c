@@ -14,7 +14,7 @@
 
 #include "sim.h"
 
-enum qtype { Q_SCN, Q_DISK, Q_MEMB, Q_TIMER, Q_FENCE, Q_VMDONE, Q_VMFAIL, Q_REPORT, Q_INV, Q_EXPECT, Q_BOUND, Q_END };
+enum qtype { Q_SCN, Q_DISK, Q_MEMB, Q_DB, Q_TIMER, Q_FENCE, Q_VMDONE, Q_VMFAIL, Q_REPORT, Q_INV, Q_EXPECT, Q_BOUND, Q_END };
 
 struct qent {
     ha_ms at;
@@ -54,6 +54,7 @@ struct whost {
 };
 
 struct sim {
+    uint64_t view_seq; /* corosync ring sequence handed out with membership events */
     struct scenario *s;
     struct ha_db db;
     const struct sim_opts *o;
@@ -407,8 +408,16 @@ static void do_vm_migrate(struct sim *S, int master, const struct ha_action *a)
     push(S, S->now + S->db.set.migrate_time, Q_VMDONE, from, v, 0, w->op);
 }
 
+
 static void do_commit(struct sim *S, int master, const struct ha_change *c)
 {
+    if (!ha_change_allowed(&S->db, master, S->h[master].view | HA_BIT(master), c)) {
+        /* every member drops it alike (vigild does the same on the CPG stream) */
+        if (!S->o->quiet)
+            fprintf(S->out, "%10.3fs  %-8s change type %d from a host that is not master: dropped by every member\n",
+                    S->now / 1000.0, H(S, master), c->type);
+        return;
+    }
     if (ha_db_apply(&S->db, c) < 0) {
         violation(S, "%s committed a change the database rejects (type %d)", H(S, master), c->type);
         return;
@@ -417,6 +426,12 @@ static void do_commit(struct sim *S, int master, const struct ha_change *c)
     case HA_CHG_HOST_FENCED:
         if (c->arg)
             S->fenced_at[c->host] = S->now;
+        break;
+    case HA_CHG_MASTER:
+        /* every member learns it at once: let them act on it in this instant */
+        for (int h = 0; h < S->db.nhosts; h++)
+            if (up(S, h))
+                push(S, S->now, Q_DB, h, -1, 0, S->h[h].boot);
         break;
     case HA_CHG_HOST_JOIN:
         schedule_membership(S, S->db.set.token_timeout);
@@ -521,7 +536,8 @@ static void check_dead_verdicts(struct sim *S, int h)
         if (t == h || ha_core_verdict(x->core, t) != HA_DEAD)
             continue;
         bool gone = x->view_sent ? !(x->view & HA_BIT(t)) : true;
-        bool stale = x->last_read_ok >= 0 && x->last_read_ok - x->seen_change[t] >= S->db.set.disk_timeout;
+        bool stale = !S->db.set.heartbeat_disk || /* corosync-only: leaving the membership is the death sign */
+                     (x->last_read_ok >= 0 && x->last_read_ok - x->seen_change[t] >= S->db.set.disk_timeout);
         if (!gone || !stale)
             violation(S, "%s declared %s dead although %s", H(S, h), H(S, t),
                       !gone ? "corosync still lists it" : "its disk slot is still fresh");
@@ -573,6 +589,7 @@ static void deliver_membership(struct sim *S)
             struct ha_event lv = {.type = HA_EV_MEMBERSHIP, .now = S->now};
             lv.u.membership.members = stayed;
             lv.u.membership.quorate = ha_popcount(stayed) * 2 > expected;
+            lv.u.membership.view = ++S->view_seq;
             x->view = stayed;
             step(S, h, &lv);
             if (!x->core)
@@ -584,6 +601,7 @@ static void deliver_membership(struct sim *S)
         struct ha_event ev = {.type = HA_EV_MEMBERSHIP, .now = S->now};
         ev.u.membership.members = view;
         ev.u.membership.quorate = ha_popcount(view) * 2 > expected;
+        ev.u.membership.view = ++S->view_seq;
         step(S, h, &ev);
         if (!x->core)
             continue;
@@ -605,8 +623,8 @@ static void deliver_membership(struct sim *S)
 static void disk_tick(struct sim *S, int h, uint64_t bootid)
 {
     struct whost *x = &S->h[h];
-    if (!up(S, h) || x->boot != bootid)
-        return;
+    if (!up(S, h) || x->boot != bootid || !S->db.set.heartbeat_disk)
+        return; /* no LUN in a corosync-only pool */
     push(S, S->now + S->db.set.disk_interval, Q_DISK, h, -1, 0, bootid);
     struct ha_event *ev = calloc(1, sizeof *ev);
     if (!ev)
@@ -920,7 +938,8 @@ static bool fence_possible(const struct sim *S, int m, int x)
     bool bmc = S->db.host[x].fence_ipmi && !S->h[x].bmc_fail;
     /* the disk proves nothing for a host still in corosync, nor without a
      * watchdog, nor when the master has no disk */
-    bool disk = S->db.set.watchdog && !S->h[m].storage_lost && !(up(S, x) && linked(S, m, x));
+    bool disk = S->db.set.heartbeat_disk && S->db.set.watchdog && !S->h[m].storage_lost &&
+                !(up(S, x) && linked(S, m, x));
     /* a BMC that answers again is retried after the fence backoff (<= 30 s) */
     bool settling = S->bmc_ok_at[x] >= 0 &&
                     S->now - S->bmc_ok_at[x] < 30000 + S->db.set.fence_timeout + S->db.set.vm_start + 3000;
@@ -1177,6 +1196,12 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             break;
         case Q_MEMB:
             deliver_membership(S);
+            break;
+        case Q_DB:
+            if (up(S, e.host) && S->h[e.host].boot == e.id) {
+                struct ha_event ev = {.type = HA_EV_DB, .now = S->now};
+                step(S, e.host, &ev);
+            }
             break;
         case Q_TIMER:
             if (up(S, e.host) && S->h[e.host].boot == e.id && S->h[e.host].timer_at == e.at) {
