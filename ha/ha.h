@@ -189,7 +189,8 @@ ha_hostset ha_db_joined(const struct ha_db *db);
  * at the same point of the agreed-order stream with the corosync view
  * `view` that holds there.  Only the master writes; a takeover (MASTER
  * naming its sender) is allowed when the recorded master is not in the view
- * or left the pool; a handoff is the master naming another host. */
+ * (or left the pool) and the view holds a majority of the pool; a handoff
+ * is the master naming another host. */
 bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, const struct ha_change *c);
 int ha_db_find_rule(const struct ha_db *db, const char *name);
 /* Whether a rule may be added: names, sizes, and no contradiction with the
