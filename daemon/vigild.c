@@ -20,6 +20,7 @@
 
 #include "../ha/ha.h"
 #include "../membership/membership.h"
+#include "config.h"
 #include "protocol.h"
 
 static struct {
@@ -37,6 +38,7 @@ static struct {
     qb_ipcs_service_t *ipcs;
     gid_t vigil_gid;
     bool have_vigil_gid;
+    struct vigil_config cfg;
 } D = {.self = -1};
 
 static ha_ms now_ms(void)
@@ -240,7 +242,7 @@ static int ipc_start(void)
     static struct qb_ipcs_service_handlers h = {.connection_accept = ipc_accept, .msg_process = ipc_msg};
     static struct qb_ipcs_poll_handlers ph = {
         .job_add = job_add, .dispatch_add = poll_add, .dispatch_mod = poll_mod, .dispatch_del = poll_del};
-    struct group *g = getgrnam("vigil");
+    struct group *g = getgrnam(D.cfg.ipc_group);
     if (g) {
         D.vigil_gid = g->gr_gid;
         D.have_vigil_gid = true;
@@ -302,20 +304,23 @@ static int32_t on_signal(int32_t sig, void *data)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: vigild [--log FILE] [--debug]\n"
+    fprintf(f, "Usage: vigild [--config FILE] [--log FILE] [--debug]\n"
                "Runs vigil's per-host daemon in the foreground: follows corosync membership and quorum\n"
-               "and answers the vigil CLI on this host (IPC service '%s', root or group vigil only).\n"
-               "  --log FILE   also log to FILE\n"
-               "  --debug      log debug messages\n"
-               "  -h, --help   this help\n",
-            VIGIL_IPC_NAME);
+               "and answers the vigil CLI on this host (IPC service '%s', root or the configured group only).\n"
+               "  --config FILE  configuration (default %s; see vigil.conf(5)); a bad key or value\n"
+               "                 stops vigild before it does anything\n"
+               "  --log FILE     also log to FILE (overrides log_file)\n"
+               "  --debug        log debug messages (overrides log_level)\n"
+               "  -h, --help     this help\n",
+            VIGIL_IPC_NAME, VIGIL_CONFIG_PATH);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {{"log", required_argument, 0, 'l'}, {"debug", no_argument, 0, 'd'},
-                                       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *logfile = NULL;
+                                       {"config", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    const char *logfile = NULL, *config = NULL;
     bool debug = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -323,6 +328,8 @@ int main(int argc, char **argv)
             logfile = optarg;
         else if (ch == 'd')
             debug = true;
+        else if (ch == 'c')
+            config = optarg;
         else if (ch == 'h') {
             usage(stdout);
             return 0;
@@ -335,10 +342,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    char err[512];
+    if (vigil_config_load(config, &D.cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "vigild: %s\n", err);
+        return 2; /* never start half-configured */
+    }
+    int level = debug ? LOG_DEBUG : D.cfg.log_level;
+    if (!logfile && D.cfg.log_file[0])
+        logfile = D.cfg.log_file;
     qb_log_init("vigild", LOG_DAEMON, LOG_INFO);
-    qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
+    qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, D.cfg.syslog ? QB_TRUE : QB_FALSE);
+    if (D.cfg.syslog)
+        qb_log_filter_ctl(QB_LOG_SYSLOG, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", level);
     qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
-    qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", debug ? LOG_DEBUG : LOG_INFO);
+    qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", level);
     qb_log_format_set(QB_LOG_STDERR, "%t %p: %b");
     if (logfile) {
         int fd = qb_log_file_open(logfile);
@@ -347,9 +364,13 @@ int main(int argc, char **argv)
             return 1;
         }
         qb_log_ctl(fd, QB_LOG_CONF_ENABLED, QB_TRUE);
-        qb_log_filter_ctl(fd, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", debug ? LOG_DEBUG : LOG_INFO);
+        qb_log_filter_ctl(fd, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", level);
         qb_log_format_set(fd, "%t %p: %b");
     }
+    if (D.cfg.from_defaults)
+        qb_log(LOG_NOTICE, "no %s: running with the default configuration", VIGIL_CONFIG_PATH);
+    else
+        qb_log(LOG_NOTICE, "configuration read from %s (host name %s)", config ? config : VIGIL_CONFIG_PATH, D.cfg.name);
     D.loop = qb_loop_create();
     if (!D.loop || ipc_start() < 0) {
         qb_log(LOG_ERR, "cannot start the IPC service '%s' (is another vigild running on this host?)", VIGIL_IPC_NAME);
