@@ -118,8 +118,8 @@ bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, cons
     bool master_here = db->master != HA_NO_HOST && (view & HA_BIT(db->master)) && db->host[db->master].joined;
     ha_hostset joined = ha_db_joined(db);
     bool majority = 2 * ha_popcount(view & joined) > ha_popcount(joined);
-    if (c->type == HA_CHG_MASTER) /* a takeover needs a majority: two can never overlap */
-        return sender == db->master || (!master_here && majority && c->host == sender && (view & HA_BIT(sender)));
+    if (c->type == HA_CHG_MASTER) /* a new epoch needs a majority: two can never overlap */
+        return majority && (sender == db->master || (!master_here && c->host == sender && (view & HA_BIT(sender))));
     return sender == db->master && master_here;
 }
 

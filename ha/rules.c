@@ -137,6 +137,10 @@ int ha_rule_check(const struct ha_db *db, const struct ha_rule *r, char *err, si
             snprintf(err, errlen, "a pin rule takes one VM and at least one host");
             return -EINVAL;
         }
+        if (db->nhosts < HA_MAX_HOSTS && (r->hosts >> db->nhosts)) {
+            snprintf(err, errlen, "pin rule '%s' names a host the pool does not have", r->name);
+            return -EINVAL;
+        }
     } else if (r->nvms < 2) {
         snprintf(err, errlen, "an %s rule needs at least two VMs", ha_rule_type_name(r->type));
         return -EINVAL;
