@@ -588,8 +588,6 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
             c->master_sent = 0; /* a MASTER change sent in the old view may have been dropped */
         c->members = m;
         c->quorate = ev->u.membership.quorate;
-        if (ev->u.membership.view > c->view)
-            c->view = ev->u.membership.view;
         c->have_membership = true;
         break;
     }

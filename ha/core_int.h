@@ -90,7 +90,6 @@ struct ha_core {
     uint64_t report_seq;  /* counts VM reports */
     uint64_t inv_seq[HA_MAX_HOSTS]; /* report_seq value of each host's latest full inventory */
     bool pill_at_start;   /* a fence request was pending in our mailbox at our first read */
-    uint64_t view;        /* corosync ring sequence of the last membership event */
     uint64_t master_sent; /* corosync-only: 1 + the epoch a MASTER change of ours was sent for */
     uint64_t lease_epoch; /* lease counter when we took the lease: stamped on our orders */
     uint64_t op_seq;      /* VM operation ids */

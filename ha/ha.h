@@ -286,8 +286,6 @@ struct ha_event {
         struct {
             ha_hostset members;
             bool quorate;
-            uint64_t view; /* increases with every corosync configuration (ring sequence):
-                            * the order epoch of a master without the disk lease */
         } membership;
         struct {
             bool ok;                         /* the read (and last write) worked */

@@ -4,14 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h> /* level numbers only: replica.c does no I/O */
 
 #include "pooldb.h"
 #include "replica.h"
 
-#define LOG_ERR_ 3
-#define LOG_WARN_ 4
-#define LOG_NOTICE_ 5
-#define LOG_INFO_ 6
 
 struct pending {
     uint64_t tag;
@@ -168,7 +165,7 @@ static void send_msg(struct replica *r, const uint8_t *m, size_t len)
 {
     int e = r->ops.send(r->ops.ctx, m, len);
     if (e < 0 && r->ops.log)
-        r->ops.log(r->ops.ctx, LOG_WARN_, "cannot send a pool database message (type %u): %s", m[3], strerror(-e));
+        r->ops.log(r->ops.ctx, LOG_WARNING, "cannot send a pool database message (type %u): %s", m[3], strerror(-e));
 }
 
 static void send_ack(struct replica *r)
@@ -256,12 +253,6 @@ bool replica_synced(const struct replica *r) { return r->in_view && r->complete;
 
 void replica_confchg(struct replica *r, const uint32_t *members, size_t n, uint64_t ring)
 {
-    uint64_t old_acked[HA_MAX_HOSTS];
-    uint32_t old_members[HA_MAX_HOSTS];
-    size_t old_n = r->nmembers;
-    memcpy(old_acked, r->acked, sizeof old_acked);
-    memcpy(old_members, r->members, sizeof old_members);
-
     r->nmembers = 0;
     for (size_t i = 0; i < n && r->nmembers < HA_MAX_HOSTS; i++)
         if (slot_of(r, members[i]) < 0)
@@ -280,7 +271,6 @@ void replica_confchg(struct replica *r, const uint32_t *members, size_t n, uint6
     /* Acknowledgements count only within one view: a version number from
      * before a state transfer may name another history.  Every member
      * acknowledges again when the round completes. */
-    (void)old_acked, (void)old_members, (void)old_n;
     memset(r->acked, 0, sizeof r->acked);
     memset(r->got_state, 0, sizeof r->got_state);
     r->in_view = true;
@@ -336,7 +326,7 @@ static void on_state(struct replica *r, uint32_t sender, const uint8_t *p, size_
     if (pooldb_encode_snapshot(r->db->master_epoch, r->db, &snap, &slen) < 0 || HDR + 8 + slen > VIGIL_WIRE_MAX) {
         free(snap);
         if (r->ops.log)
-            r->ops.log(r->ops.ctx, LOG_ERR_, "cannot encode the pool database for state transfer");
+            r->ops.log(r->ops.ctx, LOG_ERR, "cannot encode the pool database for state transfer");
         return;
     }
     uint8_t *m = malloc(HDR + 8 + slen);
@@ -359,18 +349,18 @@ static void on_snap(struct replica *r, uint32_t sender, const uint8_t *p, size_t
     char err[256];
     if (pooldb_decode_snapshot(p + 8, len - 8, &epoch, &nd, err, sizeof err) < 0) {
         if (r->ops.log)
-            r->ops.log(r->ops.ctx, LOG_ERR_, "state transfer from node %u rejected: %s", sender, err);
+            r->ops.log(r->ops.ctx, LOG_ERR, "state transfer from node %u rejected: %s", sender, err);
         return; /* stays unsynced; the next configuration change retries */
     }
     if (pooldb_digest(nd.master_epoch, &nd) != pooldb_digest(r->db->master_epoch, r->db)) {
         if (r->ops.persist_state && r->ops.persist_state(r->ops.ctx, &nd) < 0) {
             ha_db_free(&nd);
             if (r->ops.log)
-                r->ops.log(r->ops.ctx, LOG_ERR_, "cannot store the transferred pool database: staying out of sync");
+                r->ops.log(r->ops.ctx, LOG_ERR, "cannot store the transferred pool database: staying out of sync");
             return;
         }
         if (r->ops.log)
-            r->ops.log(r->ops.ctx, LOG_NOTICE_,
+            r->ops.log(r->ops.ctx, LOG_NOTICE,
                        "pool database replaced by node %u's copy (epoch %llu, version %llu; ours was %llu, %llu)", sender,
                        (unsigned long long)nd.master_epoch, (unsigned long long)nd.version,
                        (unsigned long long)r->db->master_epoch, (unsigned long long)r->db->version);
@@ -419,7 +409,7 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
             *r->db = before;
             why = "a member could not store the change";
             if (r->ops.log)
-                r->ops.log(r->ops.ctx, LOG_ERR_, "cannot store a pool database change: not acknowledging it");
+                r->ops.log(r->ops.ctx, LOG_ERR, "cannot store a pool database change: not acknowledging it");
             if (pi < r->npend)
                 finish(r, pi, -EIO, why);
             return;
@@ -429,7 +419,7 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
     }
     if (why) {
         if (r->ops.log && !mine && r->complete)
-            r->ops.log(r->ops.ctx, LOG_INFO_, "dropped a change from node %u: %s", sender, why);
+            r->ops.log(r->ops.ctx, LOG_INFO, "dropped a change from node %u: %s", sender, why);
         if (pi < r->npend)
             finish(r, pi, -EPERM, why);
         return;
@@ -458,7 +448,7 @@ void replica_deliver(struct replica *r, uint32_t sender, const void *msg, size_t
     int t = vigil_wire_check(msg, len, err, sizeof err);
     if (t < 0) {
         if (r->ops.log)
-            r->ops.log(r->ops.ctx, LOG_WARN_, "ignored a message from node %u: %s", sender, err);
+            r->ops.log(r->ops.ctx, LOG_WARNING, "ignored a message from node %u: %s", sender, err);
         return;
     }
     const uint8_t *p = (const uint8_t *)msg + HDR;

@@ -54,7 +54,6 @@ struct whost {
 };
 
 struct sim {
-    uint64_t view_seq; /* corosync ring sequence handed out with membership events */
     struct scenario *s;
     struct ha_db db;
     const struct sim_opts *o;
@@ -589,7 +588,6 @@ static void deliver_membership(struct sim *S)
             struct ha_event lv = {.type = HA_EV_MEMBERSHIP, .now = S->now};
             lv.u.membership.members = stayed;
             lv.u.membership.quorate = ha_popcount(stayed) * 2 > expected;
-            lv.u.membership.view = ++S->view_seq;
             x->view = stayed;
             step(S, h, &lv);
             if (!x->core)
@@ -601,7 +599,6 @@ static void deliver_membership(struct sim *S)
         struct ha_event ev = {.type = HA_EV_MEMBERSHIP, .now = S->now};
         ev.u.membership.members = view;
         ev.u.membership.quorate = ha_popcount(view) * 2 > expected;
-        ev.u.membership.view = ++S->view_seq;
         step(S, h, &ev);
         if (!x->core)
             continue;
