@@ -152,11 +152,145 @@ START_TEST(commands)
 }
 END_TEST
 
+/* The changes of a live pool: each bad one is refused and changes nothing. */
+static void apply_refused(struct ha_db *db, const struct ha_change *c)
+{
+    uint64_t v = db->version;
+    int nh = db->nhosts, nv = db->nvms, nt = db->ntokens;
+    ck_assert_int_eq(ha_db_apply(db, c), -EINVAL);
+    ck_assert_uint_eq(db->version, v);
+    ck_assert_int_eq(db->nhosts, nh);
+    ck_assert_int_eq(db->nvms, nv);
+    ck_assert_int_eq(db->ntokens, nt);
+}
+
+START_TEST(pool_changes)
+{
+    struct ha_db db;
+    ha_db_init(&db);
+    struct ha_change c = {.type = HA_CHG_HOST_ADD, .arg = 1, .mem_mb = 8192, .cpus = 4};
+    strcpy(c.name, "h1");
+    strcpy(c.text, "10.99.0.1");
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    apply_refused(&db, &c); /* already a member */
+    strcpy(c.name, "h2");
+    apply_refused(&db, &c); /* node id 1 is h1's */
+    c.arg = 2;
+    apply_refused(&db, &c); /* so is the address */
+    strcpy(c.text, "10.99.0.2");
+    strcpy(c.name, "bad name");
+    apply_refused(&db, &c);
+    strcpy(c.name, "h2");
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    ck_assert_uint_eq(db.host[1].nodeid, 2);
+    /* a host that left comes back under its name with a new address */
+    struct ha_change leave = {.type = HA_CHG_HOST_LEAVE, .host = 1};
+    ck_assert_int_eq(ha_db_apply(&db, &leave), 0);
+    strcpy(c.text, "10.99.0.9");
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    ck_assert_int_eq(db.nhosts, 2);
+    ck_assert_str_eq(db.host[1].addr, "10.99.0.9");
+    ck_assert(db.host[1].joined);
+
+    struct ha_change vm = {.type = HA_CHG_VM_ADD, .mem_mb = 512, .cpus = 1};
+    strcpy(vm.name, "web1");
+    ck_assert_int_eq(ha_db_apply(&db, &vm), 0);
+    apply_refused(&db, &vm); /* the name exists */
+    strcpy(vm.name, "web2");
+    vm.cpus = 0;
+    apply_refused(&db, &vm);
+
+    struct ha_change set = {.type = HA_CHG_SETTING};
+    strcpy(set.name, "heartbeat_disk");
+    strcpy(set.text, "maybe");
+    apply_refused(&db, &set);
+    ck_assert(db.set.heartbeat_disk);
+    strcpy(set.text, "no");
+    ck_assert_int_eq(ha_db_apply(&db, &set), 0);
+    ck_assert(!db.set.heartbeat_disk);
+    ha_db_free(&db);
+}
+END_TEST
+
+START_TEST(join_tokens)
+{
+    struct ha_db db;
+    ha_db_init(&db);
+    struct ha_change add = {.type = HA_CHG_TOKEN_ADD, .when = 1000000};
+    memset(add.blob, 1, sizeof add.blob);
+    ck_assert_int_eq(ha_db_apply(&db, &add), 0);
+    apply_refused(&db, &add); /* the same secret twice */
+    struct ha_change use = {.type = HA_CHG_TOKEN_USE};
+    memset(use.blob, 2, sizeof use.blob);
+    apply_refused(&db, &use); /* unknown */
+    memset(use.blob, 1, sizeof use.blob);
+    ck_assert_int_eq(ha_db_apply(&db, &use), 0);
+    apply_refused(&db, &use); /* works once */
+    /* the next token drops the used one */
+    struct ha_change next = {.type = HA_CHG_TOKEN_ADD, .when = 2000000};
+    memset(next.blob, 3, sizeof next.blob);
+    ck_assert_int_eq(ha_db_apply(&db, &next), 0);
+    ck_assert_int_eq(db.ntokens, 1);
+    /* and one issued 31 days later drops it: expired 30 days before */
+    struct ha_change later = {.type = HA_CHG_TOKEN_ADD, .when = 2000000 + 31 * 86400};
+    memset(later.blob, 4, sizeof later.blob);
+    ck_assert_int_eq(ha_db_apply(&db, &later), 0);
+    ck_assert_int_eq(db.ntokens, 1);
+    ck_assert_int_eq(memcmp(db.token[0].hash, later.blob, 32), 0);
+    ha_db_free(&db);
+}
+END_TEST
+
+/* Corosync-only mode: who may write, judged from a view. */
+START_TEST(change_allowed)
+{
+    struct ha_db db;
+    mkdb(&db);
+    db.set.heartbeat_disk = false;
+    ha_hostset all = 7;
+    struct ha_change take1 = {.type = HA_CHG_MASTER, .host = 1};
+    ck_assert(ha_change_allowed(&db, 1, all, &take1)); /* no master yet */
+    ck_assert_int_eq(ha_db_apply(&db, &take1), 0);
+    ck_assert_uint_eq(db.master_epoch, 1);
+    struct ha_change want = {.type = HA_CHG_VM_WANT, .vm = 0, .arg = 1};
+    ck_assert(ha_change_allowed(&db, 1, all, &want));
+    ck_assert(!ha_change_allowed(&db, 0, all, &want)); /* not the master */
+    struct ha_change take0 = {.type = HA_CHG_MASTER, .host = 0};
+    ck_assert(!ha_change_allowed(&db, 0, all, &take0)); /* the master is in the view */
+    ck_assert(ha_change_allowed(&db, 0, 1 | 4, &take0)); /* gone: a majority takes over */
+    ck_assert(!ha_change_allowed(&db, 0, 1, &take0));    /* not a minority */
+    ck_assert(!ha_change_allowed(&db, 1, 2, &take0));    /* nor a handoff from one */
+    ck_assert(ha_change_allowed(&db, 1, all, &take0));   /* a handoff */
+    struct ha_change take2 = {.type = HA_CHG_MASTER, .host = 2};
+    ck_assert(!ha_change_allowed(&db, 0, 1 | 4, &take2)); /* a takeover names its sender */
+    ha_db_free(&db);
+}
+END_TEST
+
+START_TEST(pin_rule_names_known_hosts)
+{
+    struct ha_db db;
+    mkdb(&db);
+    struct ha_rule r = {.type = HA_RULE_PIN, .nvms = 1, .vm = {0}, .hosts = HA_BIT(5)};
+    strcpy(r.name, "p");
+    char err[HA_REASON_MAX];
+    ck_assert_int_eq(ha_rule_check(&db, &r, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "does not have"), "%s", err);
+    r.hosts = HA_BIT(2);
+    ck_assert_int_eq(ha_rule_check(&db, &r, err, sizeof err), 0);
+    ha_db_free(&db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
     TCase *t = tcase_create("db");
     tcase_add_test(t, add_and_find);
+    tcase_add_test(t, pool_changes);
+    tcase_add_test(t, join_tokens);
+    tcase_add_test(t, change_allowed);
+    tcase_add_test(t, pin_rule_names_known_hosts);
     tcase_add_test(t, apply_is_deterministic);
     tcase_add_test(t, apply_rejects_bad_changes);
     tcase_add_test(t, commands);
