@@ -179,7 +179,7 @@ static void send_ack(struct replica *r)
 
 static int send_change(struct replica *r, const struct ha_change *c, uint64_t tag)
 {
-    uint8_t m[HDR + 16 + 4096];
+    uint8_t m[HDR + 16 + POOLDB_CHANGE_MAX];
     int n = pooldb_encode_change(c, m + HDR + 16, sizeof m - HDR - 16);
     if (n < 0)
         return n;
