@@ -42,6 +42,7 @@ static const struct key keys[] = {
     KEY(corosync_authkey, K_PATH),
     KEY(corosync_start, K_COMMAND),
     KEY(corosync_reload, K_COMMAND),
+    KEY(corosync_stop, K_COMMAND),
     KEY(join_port, K_PORT),
     KEY(join_token_ttl, K_TTL),
     KEY(log_file, K_PATH),
@@ -77,6 +78,7 @@ void vigil_config_default(struct vigil_config *c)
     snprintf(c->corosync_authkey, sizeof c->corosync_authkey, "/etc/corosync/authkey");
     snprintf(c->corosync_start, sizeof c->corosync_start, "corosync");
     snprintf(c->corosync_reload, sizeof c->corosync_reload, "corosync-cfgtool -R");
+    snprintf(c->corosync_stop, sizeof c->corosync_stop, "corosync-cfgtool -H --force");
     c->join_port = 7405;
     c->join_token_ttl = HOUR;
     c->log_level = LOG_INFO;

@@ -31,6 +31,7 @@ struct vigil_config {
     char corosync_authkey[VIGIL_CONFIG_VALUE_MAX];
     char corosync_start[VIGIL_CONFIG_VALUE_MAX];   /* run with /bin/sh -c */
     char corosync_reload[VIGIL_CONFIG_VALUE_MAX];  /* run with /bin/sh -c */
+    char corosync_stop[VIGIL_CONFIG_VALUE_MAX];    /* run with /bin/sh -c when this host leaves */
     int join_port;                                 /* 1..65535 */
     ha_ms join_token_ttl;                          /* milliseconds, 1m..30d */
     char log_file[VIGIL_CONFIG_VALUE_MAX];         /* "" = no log file */

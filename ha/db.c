@@ -308,6 +308,12 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         db->token[i].used = true;
         break;
     }
+    case HA_CHG_HOST_FACTS:
+        if (!h || !h->joined || c->cpus < 1)
+            return -EINVAL;
+        h->mem_mb = c->mem_mb;
+        h->cpus = c->cpus;
+        break;
     case HA_CHG_SETTING: {
         char err[HA_REASON_MAX];
         struct ha_settings s = db->set;

@@ -148,8 +148,9 @@ enum ha_change_type {
     HA_CHG_TOKEN_USE,       /* blob = secret hash */
     HA_CHG_SETTING,         /* name = setting, text = value (ha_settings_set spelling) */
     HA_CHG_MASTER,          /* host becomes master (a takeover or a handoff); epoch + 1 */
+    HA_CHG_HOST_FACTS,      /* host's mem_mb and cpus, as it measured them */
 };
-#define HA_CHG_LAST HA_CHG_MASTER
+#define HA_CHG_LAST HA_CHG_HOST_FACTS
 
 struct ha_change {
     enum ha_change_type type;
@@ -165,8 +166,8 @@ struct ha_change {
     char text[128];         /* POOL_CREATE, HOST_ADD, SETTING */
     uint8_t blob[32];       /* TOKEN_ADD, TOKEN_USE */
     int64_t when;           /* TOKEN_ADD */
-    uint64_t mem_mb;        /* HOST_ADD, VM_ADD */
-    int cpus;               /* HOST_ADD, VM_ADD */
+    uint64_t mem_mb;        /* HOST_ADD, VM_ADD, HOST_FACTS */
+    int cpus;               /* HOST_ADD, VM_ADD, HOST_FACTS */
 };
 
 void ha_db_init(struct ha_db *db);

@@ -21,7 +21,7 @@ _Static_assert(HA_CHG_HOST_JOIN == 0 && HA_CHG_HOST_LEAVE == 1 && HA_CHG_HOST_MA
                    HA_CHG_PREFERRED_MASTER == 9 && HA_CHG_RULE_ADD == 10 && HA_CHG_RULE_DEL == 11 &&
                    HA_CHG_POOL_CREATE == 12 && HA_CHG_HOST_ADD == 13 && HA_CHG_VM_ADD == 14 &&
                    HA_CHG_TOKEN_ADD == 15 && HA_CHG_TOKEN_USE == 16 && HA_CHG_SETTING == 17 &&
-                   HA_CHG_MASTER == 18 && HA_CHG_LAST == HA_CHG_MASTER,
+                   HA_CHG_MASTER == 18 && HA_CHG_HOST_FACTS == 19 && HA_CHG_LAST == HA_CHG_HOST_FACTS,
                "enum ha_change_type is on disk: append new types at the end");
 _Static_assert(HA_PROTECT_OFF == 0 && HA_PROTECT_RESTART == 1 && HA_PROTECT_BEST_EFFORT == 2,
                "enum ha_protect is on disk");
@@ -1068,7 +1068,10 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
         return fail(err, errlen, -EINVAL, "append: the database after the record must be at version %" PRIu64,
                     version_after);
     /* the same rules replay enforces: never write a log that will not open */
-    bool follows = c ? epoch == s->epoch && version_after == s->version + 1
+    /* a change record keeps the epoch, except a new master's record, which
+     * raises it by one (the change itself carries the new epoch) */
+    bool follows = c ? (epoch == s->epoch || (c->type == HA_CHG_MASTER && epoch == s->epoch + 1)) &&
+                           version_after == s->version + 1
                      : epoch > s->epoch && version_after == s->version;
     if (!follows)
         return fail(err, errlen, -EINVAL,
@@ -1198,7 +1201,7 @@ static int replay_log(const uint8_t *buf, size_t n, uint64_t *epoch, struct ha_d
                         ") does not follow epoch %" PRIu64 ", version %" PRIu64,
                         off, e, v, *epoch, db->version);
         if (kind == REC_CHANGE) {
-            if (e != *epoch || v != db->version + 1)
+            if ((e != *epoch && !(c.type == HA_CHG_MASTER && e == *epoch + 1)) || v != db->version + 1)
                 return fail(err, errlen, -EUCLEAN,
                             "pool.log is corrupt: change record at byte %zu (epoch %" PRIu64 ", version %" PRIu64
                             ") does not follow epoch %" PRIu64 ", version %" PRIu64,

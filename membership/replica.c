@@ -14,6 +14,9 @@ struct pending {
     uint64_t tag;
     uint64_t version; /* 0: sent, not delivered yet */
     uint64_t seq;     /* our send sequence, matched on delivery */
+    ha_hostset pool;  /* the joined hosts just before the change: a majority
+                       * of these must hold it (a host being added has no
+                       * copy yet, so it cannot be part of that majority) */
 };
 
 struct queued {
@@ -149,9 +152,9 @@ static void check_pending(struct replica *r)
     for (size_t i = 0; i < r->npend;) {
         /* a minority's copy may be overwritten when the partitions merge:
          * only a majority of the pool makes a change safe to report */
-        ha_hostset joined = ha_db_joined(r->db);
+        ha_hostset pool = r->pend[i].pool;
         bool all = r->pend[i].version != 0 && r->complete &&
-                   2 * ha_popcount(replica_view(r) & joined) > ha_popcount(joined);
+                   2 * ha_popcount(replica_view(r) & pool) > ha_popcount(pool);
         for (size_t k = 0; all && k < r->nmembers; k++)
             all = r->acked[k] >= r->pend[i].version;
         if (all)
@@ -396,6 +399,7 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
         why = "malformed change";
     else if (host < 0 || !ha_change_allowed(r->db, host, replica_view(r), &c))
         why = "only the master changes the pool database (the master moved)";
+    ha_hostset pool_before = ha_db_joined(r->db);
     if (!why) {
         struct ha_db before;
         if (ha_db_copy(&before, r->db) < 0)
@@ -426,8 +430,10 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
     }
     if (r->ops.applied)
         r->ops.applied(r->ops.ctx, host, &c);
-    if (pi < r->npend)
+    if (pi < r->npend) {
         r->pend[pi].version = r->db->version;
+        r->pend[pi].pool = pool_before;
+    }
     send_ack(r);
     check_pending(r);
 }

@@ -418,6 +418,7 @@ START_TEST(dump_round_trip)
                            "corosync_authkey = /etc/corosync/authkey\n"
                            "corosync_start = corosync\n"
                            "corosync_reload = \"corosync-cfgtool -R\"\n"
+                       "corosync_stop = \"corosync-cfgtool -H --force\"\n"
                            "join_port = 7405\n"
                            "join_token_ttl = 1h\n"
                            "# log_file is not set\n"

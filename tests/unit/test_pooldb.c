@@ -1169,6 +1169,48 @@ static void write_seed(const char *seeddir, const char *name, uint8_t mode, cons
     ck_assert_int_eq(fclose(f), 0);
 }
 
+/* A MASTER change raises the epoch by itself (vigild keeps the store's epoch
+ * equal to the database's master_epoch): its record may carry epoch + 1,
+ * any other change may not, and replay accepts exactly that. */
+START_TEST(store_master_change_raises_epoch)
+{
+    struct ha_db db;
+    ha_db_init(&db);
+    struct ha_db_host hh = {.joined = true, .nodeid = 1};
+    snprintf(hh.name, sizeof hh.name, "h1");
+    snprintf(hh.addr, sizeof hh.addr, "10.0.0.1");
+    ck_assert_int_eq(ha_db_add_host(&db, &hh), 0);
+    snprintf(hh.name, sizeof hh.name, "h2");
+    hh.nodeid = 2;
+    ck_assert_int_eq(ha_db_add_host(&db, &hh), 1);
+    char err[512] = "";
+    struct pooldb_store *s = NULL;
+    ck_assert_msg(pooldb_create(dir, db.master_epoch, &db, &s, err, sizeof err) == 0, "%s", err);
+    struct ha_change m = {.type = HA_CHG_MASTER, .host = 1};
+    ck_assert_int_eq(ha_db_apply(&db, &m), 0);
+    uint64_t e = db.master_epoch;
+    struct ha_change w = {.type = HA_CHG_PREFERRED_MASTER, .host = 0};
+    /* another change may not raise the epoch */
+    ck_assert_int_eq(pooldb_append(s, e, db.version, &w, &db, err, sizeof err), -EINVAL);
+    ck_assert_msg(pooldb_append(s, e, db.version, &m, &db, err, sizeof err) == 0, "%s", err);
+    /* nor may a master change raise it by two */
+    ck_assert_int_eq(ha_db_apply(&db, &m), 0);
+    ck_assert_int_eq(pooldb_append(s, e + 2, db.version, &m, &db, err, sizeof err), -EINVAL);
+    ck_assert_msg(pooldb_append(s, db.master_epoch, db.version, &m, &db, err, sizeof err) == 0, "%s", err);
+    pooldb_close(s);
+    struct ha_db back;
+    uint64_t eb;
+    bool repaired;
+    ck_assert_msg(pooldb_open(dir, NULL, &eb, &back, &repaired, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(eb, db.master_epoch);
+    ck_assert_uint_eq(back.master_epoch, db.master_epoch);
+    ck_assert_uint_eq(back.version, db.version);
+    ck_assert_int_eq(back.master, 1);
+    ha_db_free(&back);
+    ha_db_free(&db);
+}
+END_TEST
+
 START_TEST(fuzz_seeds)
 {
     const char *seeddir = getenv("VIGIL_POOLDB_SEEDS");
@@ -1232,6 +1274,7 @@ int main(void)
     tcase_add_test(store, store_compaction);
     tcase_add_test(store, store_crash_between_rename_and_truncation);
     tcase_add_test(store, store_destroy_and_leftovers);
+    tcase_add_test(store, store_master_change_raises_epoch);
     suite_add_tcase(s, store);
     return vigil_run_suite(s);
 }
