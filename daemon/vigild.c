@@ -1,16 +1,17 @@
-/* vigild: one per host.  One libqb main loop wires the corosync adapter
- * (membership/) to the decision core (ha/) with the real clock, and serves
- * the vigil CLI over libqb IPC.  Today it follows corosync membership and
- * quorum and answers `vigil status`; the replicated database, the
- * heartbeat disk, fencing and VMs come with their issues. */
+/* vigild: one per host.  main(): configuration, logging, the libqb main
+ * loop, the IPC service for the `vigil` CLI, and the requests waiting for
+ * their answer.  The pool itself is pool.c; the commands are commands.c. */
 #include <errno.h>
-#include <stdbool.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,183 +19,221 @@
 #include <qb/qblog.h>
 #include <qb/qbloop.h>
 
-#include "../ha/ha.h"
-#include "../membership/membership.h"
-#include "config.h"
+#include "events.h"
 #include "protocol.h"
+#include "vigild.h"
 
-static struct {
-    qb_loop_t *loop;
-    struct membership *mem;
-    struct ha_db db;
-    struct ha_core *core;
-    struct ha_actions acts;
-    struct node_info nodes[MEMBERSHIP_MAX_NODES];
-    int nnodes;
-    int self;
-    bool connected, quorate;
-    ha_hostset members;
-    qb_loop_timer_handle core_timer, wait_timer;
-    qb_ipcs_service_t *ipcs;
-    gid_t vigil_gid;
-    bool have_vigil_gid;
-    struct vigil_config cfg;
-} D = {.self = -1};
+struct daemon D = {.self = HA_NO_HOST, .js_pipe = {-1, -1}};
 
-static ha_ms now_ms(void)
+uint64_t now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (ha_ms)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-static int host_of_nodeid(uint32_t id)
+int64_t wall_ms(void)
 {
-    for (int i = 0; i < D.nnodes; i++)
-        if (D.nodes[i].nodeid == id)
-            return i;
-    return HA_NO_HOST;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void step(struct ha_event *ev);
+void audit(int level, const char *actor, const char *why, const char *fmt, ...)
+{
+    struct vigil_event ev = {.time_ms = wall_ms()};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev.what, sizeof ev.what, fmt, ap);
+    va_end(ap);
+    snprintf(ev.host, sizeof ev.host, "%s", D.cfg.name);
+    snprintf(ev.actor, sizeof ev.actor, "%s", actor);
+    snprintf(ev.why, sizeof ev.why, "%s", why ? why : "");
+    qb_log(level, "%s: %s%s%s%s", actor, ev.what, ev.why[0] ? " (" : "", ev.why, ev.why[0] ? ")" : "");
+    char err[256];
+    if (D.events && events_append(D.events, &ev, err, sizeof err) < 0)
+        qb_log(LOG_ERR, "cannot write the events log: %s", err);
+}
 
-static void on_core_timer(void *data)
+/* ---------------------------------------------------------------- shell commands */
+
+int run_command(const char *what, const char *cmd, int timeout_s, char *err, size_t errlen)
+{
+    qb_log(LOG_INFO, "running %s: %s", what, cmd);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "%s: fork: %s", what, strerror(errno));
+        return -errno;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            if (fd > 2)
+                close(fd);
+        }
+        setpgid(0, 0);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    uint64_t end = now_ms() + (uint64_t)timeout_s * 1000;
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            snprintf(err, errlen, "%s: waitpid: %s", what, strerror(errno));
+            return -errno;
+        }
+        if (now_ms() > end) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            snprintf(err, errlen, "%s ('%s') did not finish within %d s", what, cmd, timeout_s);
+            return -ETIMEDOUT;
+        }
+        usleep(20 * 1000);
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (WIFEXITED(st))
+        snprintf(err, errlen, "%s ('%s') failed with exit status %d", what, cmd, WEXITSTATUS(st));
+    else
+        snprintf(err, errlen, "%s ('%s') was killed by signal %d", what, cmd, WTERMSIG(st));
+    return -EIO;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static void request_timer(void *data);
+
+static void arm_request_timer(void)
+{
+    if (!qb_loop_timer_is_running(D.loop, D.request_timer))
+        qb_loop_timer_add(D.loop, QB_LOOP_LOW, 500ULL * 1000 * 1000, NULL, request_timer, &D.request_timer);
+}
+
+struct request *request_new(int kind)
+{
+    struct request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->id = ++D.next_request;
+    rq->kind = kind;
+    rq->deadline = now_ms() + 30000;
+    rq->next = D.requests;
+    D.requests = rq;
+    arm_request_timer();
+    return rq;
+}
+
+struct request *request_find(uint64_t id)
+{
+    for (struct request *rq = D.requests; rq; rq = rq->next)
+        if (rq->id == id)
+            return rq;
+    return NULL;
+}
+
+static void respond(qb_ipcs_connection_t *c, int code, const char *text)
+{
+    size_t tl = strlen(text);
+    if (tl > VIGIL_IPC_MAX - sizeof(struct vigil_resp) - 64)
+        tl = VIGIL_IPC_MAX - sizeof(struct vigil_resp) - 64;
+    struct vigil_resp *rs = malloc(sizeof *rs + tl + 1);
+    if (!rs)
+        return;
+    rs->hdr.id = VIGIL_REQ_COMMAND;
+    rs->hdr.error = 0;
+    rs->code = code;
+    memcpy(rs->text, text, tl);
+    rs->text[tl] = 0;
+    rs->hdr.size = (int32_t)(sizeof *rs + tl + 1);
+    qb_ipcs_response_send(c, rs, (size_t)rs->hdr.size);
+    free(rs);
+}
+
+static void request_unlink(struct request *rq)
+{
+    for (struct request **p = &D.requests; *p; p = &(*p)->next)
+        if (*p == rq) {
+            *p = rq->next;
+            break;
+        }
+    pool_request_gone(rq);
+    free(rq->argbuf);
+    rq->argbuf = NULL;
+}
+
+/* A long answer (a host list, events) is sent as it is; request_finish
+ * is for the short ones. */
+static void request_answer(struct request *rq, int code, const char *text)
+{
+    request_unlink(rq);
+    if (rq->conn) {
+        respond(rq->conn, code, text);
+        qb_ipcs_connection_unref(rq->conn);
+    } else if (rq->origin) {
+        command_send_reply(rq->origin, rq->origin_id, code, text);
+    }
+    free(rq);
+}
+
+void request_finish(struct request *rq, int code, const char *fmt, ...)
+{
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    request_answer(rq, code, text);
+}
+
+void request_finish_text(struct request *rq, int code, const char *text) { request_answer(rq, code, text); }
+
+static void request_timer(void *data)
 {
     (void)data;
-    struct ha_event ev = {.type = HA_EV_TIMER};
-    step(&ev);
-}
-
-static void run_actions(void)
-{
-    for (size_t i = 0; i < D.acts.n; i++) {
-        const struct ha_action *a = &D.acts.v[i];
-        switch (a->type) {
-        case HA_ACT_LOG:
-            qb_log(LOG_NOTICE, "%s%s%s%s", a->what, a->why[0] ? " (" : "", a->why, a->why[0] ? ")" : "");
+    uint64_t now = now_ms();
+    for (struct request *rq = D.requests, *next; rq; rq = next) {
+        next = rq->next;
+        if (now < rq->deadline)
+            continue;
+        switch (rq->kind) {
+        case RQ_FORWARD:
+            request_finish(rq, 1, "no answer from the master within 30 s: the command may or may not have been "
+                                  "carried out; check `vigil status` and `vigil events`\n");
             break;
-        case HA_ACT_TIMER: {
-            ha_ms delay = a->at - now_ms();
-            qb_loop_timer_del(D.loop, D.core_timer);
-            qb_loop_timer_add(D.loop, QB_LOOP_MED, (uint64_t)(delay > 0 ? delay : 0) * 1000000ULL, NULL,
-                              on_core_timer, &D.core_timer);
+        case RQ_CREATE:
+        case RQ_JOIN:
+            request_finish(rq, 1, "%s\ncorosync did not form a membership with this host within 30 s; the pool "
+                                  "database is stored here and vigild keeps trying (see its log and `vigil status`)\n",
+                           rq->text);
             break;
-        }
-        case HA_ACT_COMMIT:
-            /* single copy until the replicated database exists ([pool]) */
-            if (ha_db_apply(&D.db, &a->change) < 0)
-                qb_log(LOG_ERR, "database change %d rejected", a->change.type);
+        case RQ_PARKED:
+            request_finish(rq, 1, "%s\n", rq->text);
             break;
-        case HA_ACT_DISK_WRITE:
-            break; /* no heartbeat disk yet ([disk]) */
-        case HA_ACT_SELF_FENCE:
-            /* not reached without a disk and VMs; the real path (watchdog,
-             * reboot(2) only in a non-initial PID namespace) is [disk] */
-            qb_log(LOG_CRIT, "self-fence requested (%s): not implemented yet, refusing to reboot", a->why);
+        case RQ_LEAVE:
+            request_finish(rq, 1, "this host has not left the pool within 60 s: the master has not removed it yet "
+                                  "(see `vigil status` and `vigil events`)\n");
             break;
         default:
-            qb_log(LOG_WARNING, "action %d not implemented yet", a->type);
-            break;
+            request_finish(rq, 1, "not confirmed within 30 s: not every member has stored the change; it may still "
+                                  "be applied when the pool's members reach each other again (check `vigil status`)\n");
         }
     }
-}
-
-static void step(struct ha_event *ev)
-{
-    if (!D.core)
-        return;
-    ev->now = now_ms();
-    ha_actions_clear(&D.acts);
-    ha_core_step(D.core, ev, &D.acts);
-    run_actions();
-}
-
-static void on_membership(void *ctx, const uint32_t *ids, size_t n, bool quorate, bool connected)
-{
-    (void)ctx;
-    D.connected = connected;
-    D.quorate = quorate;
-    D.members = 0;
-    for (size_t i = 0; i < n; i++) {
-        int h = host_of_nodeid(ids[i]);
-        if (h >= 0)
-            D.members |= HA_BIT(h);
-    }
-    struct ha_event ev = {.type = HA_EV_MEMBERSHIP};
-    ev.u.membership.members = D.members;
-    ev.u.membership.quorate = quorate;
-    step(&ev);
-}
-
-/* ---------------------------------------------------------------- status */
-
-static void json_str(char **p, size_t *left, const char *s)
-{
-    int n = snprintf(*p, *left, "\"");
-    for (; *s && n >= 0 && (size_t)n < *left; s++)
-        n += (*s == '"' || *s == '\\') ? snprintf(*p + n, *left - (size_t)n, "\\%c", *s)
-             : (unsigned char)*s < 0x20 ? snprintf(*p + n, *left - (size_t)n, "\\u%04x", *s)
-                                        : snprintf(*p + n, *left - (size_t)n, "%c", *s);
-    if (n >= 0 && (size_t)n < *left)
-        n += snprintf(*p + n, *left - (size_t)n, "\"");
-    if (n > 0 && (size_t)n <= *left) {
-        *p += n;
-        *left -= (size_t)n;
-    }
-}
-
-static void status_text(char *buf, size_t len, bool json)
-{
-    static const char *const sides[] = {"undecided", "winning", "losing"};
-    const char *self = D.self >= 0 ? D.nodes[D.self].name : "(unknown)";
-    const char *side = D.core ? sides[ha_core_side(D.core)] : "undecided";
-    bool master = D.core && ha_core_is_master(D.core);
-    char *p = buf;
-    size_t left = len;
-#define OUT(...)                                                                                        \
-    do {                                                                                                \
-        int n_ = snprintf(p, left, __VA_ARGS__);                                                        \
-        if (n_ > 0 && (size_t)n_ < left) {                                                              \
-            p += n_;                                                                                    \
-            left -= (size_t)n_;                                                                         \
-        }                                                                                               \
-    } while (0)
-    if (json) {
-        OUT("{\"host\":");
-        json_str(&p, &left, self);
-        OUT(",\"nodeid\":%u,\"corosync\":\"%s\",\"quorate\":%s,\"members\":[", D.self >= 0 ? D.nodes[D.self].nodeid : 0,
-            D.connected ? "connected" : "disconnected", D.quorate ? "true" : "false");
-        int k = 0;
-        for (int h = 0; h < D.nnodes; h++)
-            if (D.members & HA_BIT(h)) {
-                OUT("%s", k++ ? "," : "");
-                json_str(&p, &left, D.nodes[h].name);
-            }
-        OUT("],\"pool_hosts\":%d,\"partition_side\":\"%s\",\"master\":%s,\"database_version\":%llu,"
-            "\"heartbeat_disk\":\"not configured (not implemented yet)\"}\n",
-            D.nnodes, side, master ? "true" : "false", (unsigned long long)D.db.version);
-    } else {
-        OUT("host:             %s (corosync node %u)\n", self, D.self >= 0 ? D.nodes[D.self].nodeid : 0);
-        OUT("corosync:         %s, %s\n", D.connected ? "connected" : "not connected (retrying every second)",
-            D.quorate ? "quorate" : "not quorate");
-        OUT("members:          %d of %d:", ha_popcount(D.members), D.nnodes);
-        for (int h = 0; h < D.nnodes; h++)
-            if (D.members & HA_BIT(h))
-                OUT(" %s", D.nodes[h].name);
-        OUT("\npartition side:   %s\n", side);
-        OUT("master:           %s\n", master ? "this host" : "none (the master lease needs the heartbeat disk, not implemented yet)");
-        OUT("database version: %llu (local copy; replication not implemented yet)\n", (unsigned long long)D.db.version);
-    }
-#undef OUT
+    if (D.requests)
+        arm_request_timer();
 }
 
 /* ---------------------------------------------------------------- IPC */
 
 static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
-    (void)c;
-    if (uid == 0 || (D.have_vigil_gid && gid == D.vigil_gid))
+    if (uid == 0 || (D.have_vigil_gid && gid == D.vigil_gid)) {
+        qb_ipcs_context_set(c, (void *)(uintptr_t)(uid + 1));
         return 0;
+    }
     qb_log(LOG_NOTICE, "refused an IPC client with uid %u gid %u (root or group vigil only)", (unsigned)uid, (unsigned)gid);
     return -EACCES;
 }
@@ -202,25 +241,44 @@ static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 {
     const struct vigil_req *rq = data;
-    static char buf[VIGIL_IPC_MAX - sizeof(struct vigil_resp)];
-    struct vigil_resp *rs = (struct vigil_resp *)(void *)malloc(sizeof *rs + sizeof buf);
-    if (!rs)
+    if (size < sizeof *rq || rq->hdr.size != (int32_t)size || rq->hdr.id != VIGIL_REQ_COMMAND || rq->argc == 0 ||
+        rq->argc > 256 || size - sizeof *rq > VIGIL_ARGS_MAX || ((const char *)data)[size - 1] != 0) {
+        respond(c, 2, "malformed request (is this vigil from the same version as vigild?)\n");
         return 0;
-    rs->hdr.id = size >= sizeof *rq ? rq->hdr.id : 0;
-    rs->hdr.error = 0;
-    if (size < sizeof *rq || rq->hdr.size != (int32_t)size) {
-        rs->hdr.error = -EINVAL;
-        snprintf(rs->text, sizeof buf, "malformed request\n");
-    } else if (rq->hdr.id == VIGIL_REQ_STATUS) {
-        status_text(rs->text, sizeof buf, rq->flags & VIGIL_REQ_JSON);
-    } else {
-        rs->hdr.error = -EOPNOTSUPP;
-        snprintf(rs->text, sizeof buf, "unknown request %d\n", rq->hdr.id);
     }
-    rs->hdr.size = (int32_t)(sizeof *rs + strlen(rs->text) + 1);
-    qb_ipcs_response_send(c, rs, (size_t)rs->hdr.size);
-    free(rs);
+    char *argv[257];
+    const char *p = rq->args, *end = (const char *)data + size;
+    uint32_t n = 0;
+    while (p < end && n < rq->argc) {
+        argv[n++] = (char *)(uintptr_t)p;
+        p += strlen(p) + 1;
+    }
+    if (n != rq->argc || p != end) {
+        respond(c, 2, "malformed request: the words do not match their count\n");
+        return 0;
+    }
+    argv[n] = NULL;
+    struct request *r = request_new(RQ_COMMIT);
+    if (!r) {
+        respond(c, 1, "vigild is out of memory\n");
+        return 0;
+    }
+    r->conn = c;
+    qb_ipcs_connection_ref(c);
+    r->uid = (uid_t)((uintptr_t)qb_ipcs_context_get(c) - 1);
+    snprintf(r->from, sizeof r->from, "%s", D.cfg.name);
+    command_run(r, (int)n, argv, rq->flags, false);
     return 0;
+}
+
+static void ipc_closed(qb_ipcs_connection_t *c)
+{
+    /* a client that went away does not wait any more; the work goes on */
+    for (struct request *rq = D.requests; rq; rq = rq->next)
+        if (rq->conn == c) {
+            qb_ipcs_connection_unref(c);
+            rq->conn = NULL;
+        }
 }
 
 static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
@@ -239,9 +297,12 @@ static int32_t poll_del(int32_t fd) { return qb_loop_poll_del(D.loop, fd); }
 
 static int ipc_start(void)
 {
-    static struct qb_ipcs_service_handlers h = {.connection_accept = ipc_accept, .msg_process = ipc_msg};
+    static struct qb_ipcs_service_handlers h = {
+        .connection_accept = ipc_accept, .msg_process = ipc_msg, .connection_closed = NULL};
     static struct qb_ipcs_poll_handlers ph = {
         .job_add = job_add, .dispatch_add = poll_add, .dispatch_mod = poll_mod, .dispatch_del = poll_del};
+    h.connection_closed = NULL;
+    h.connection_destroyed = ipc_closed;
     struct group *g = getgrnam(D.cfg.ipc_group);
     if (g) {
         D.vigil_gid = g->gr_gid;
@@ -256,44 +317,6 @@ static int ipc_start(void)
 
 /* ---------------------------------------------------------------- start */
 
-static void try_start(void *data)
-{
-    (void)data;
-    char err[256];
-    D.nnodes = membership_nodelist(D.nodes, MEMBERSHIP_MAX_NODES, err, sizeof err);
-    if (D.nnodes < 0) {
-        qb_log(LOG_WARNING, "%s; retrying in 1 s", err);
-        qb_loop_timer_add(D.loop, QB_LOOP_MED, 1000000000ULL, NULL, try_start, &D.wait_timer);
-        return;
-    }
-    ha_db_init(&D.db);
-    for (int i = 0; i < D.nnodes; i++) {
-        struct ha_db_host h = {.joined = true};
-        snprintf(h.name, sizeof h.name, "%s", D.nodes[i].name);
-        ha_db_add_host(&D.db, &h);
-    }
-    D.mem = membership_start(D.loop, "vigil", on_membership, NULL);
-    uint32_t local = membership_local_nodeid(D.mem);
-    if (!local) { /* corosync went away between the two calls */
-        membership_stop(D.mem);
-        D.mem = NULL;
-        ha_db_free(&D.db);
-        qb_log(LOG_WARNING, "corosync not reachable; retrying in 1 s");
-        qb_loop_timer_add(D.loop, QB_LOOP_MED, 1000000000ULL, NULL, try_start, &D.wait_timer);
-        return;
-    }
-    D.self = host_of_nodeid(local);
-    if (D.self < 0) {
-        qb_log(LOG_ERR, "this node (id %u) is not in corosync's nodelist", local);
-        qb_loop_stop(D.loop);
-        return;
-    }
-    D.core = ha_core_new(&D.db, D.self);
-    qb_log(LOG_NOTICE, "vigild running on %s (corosync node %u), %d host(s) in the nodelist", D.nodes[D.self].name,
-           local, D.nnodes);
-    on_membership(NULL, NULL, 0, false, D.connected); /* first event; the real view follows */
-}
-
 static int32_t on_signal(int32_t sig, void *data)
 {
     (void)data;
@@ -305,8 +328,9 @@ static int32_t on_signal(int32_t sig, void *data)
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: vigild [--config FILE] [--log FILE] [--debug]\n"
-               "Runs vigil's per-host daemon in the foreground: follows corosync membership and quorum\n"
-               "and answers the vigil CLI on this host (IPC service '%s', root or the configured group only).\n"
+               "Runs vigil's per-host daemon in the foreground: keeps this host's copy of the pool\n"
+               "database, follows corosync membership and quorum, and answers the vigil CLI on this\n"
+               "host (IPC service '%s', root or the configured group only).\n"
                "  --config FILE  configuration (default %s; see vigil.conf(5)); a bad key or value\n"
                "                 stops vigild before it does anything\n"
                "  --log FILE     also log to FILE (overrides log_file)\n"
@@ -347,6 +371,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigild: %s\n", err);
         return 2; /* never start half-configured */
     }
+    snprintf(D.config_path, sizeof D.config_path, "%s", config ? config : VIGIL_CONFIG_PATH);
     int level = debug ? LOG_DEBUG : D.cfg.log_level;
     if (!logfile && D.cfg.log_file[0])
         logfile = D.cfg.log_file;
@@ -370,7 +395,14 @@ int main(int argc, char **argv)
     if (D.cfg.from_defaults)
         qb_log(LOG_NOTICE, "no %s: running with the default configuration", VIGIL_CONFIG_PATH);
     else
-        qb_log(LOG_NOTICE, "configuration read from %s (host name %s)", config ? config : VIGIL_CONFIG_PATH, D.cfg.name);
+        qb_log(LOG_NOTICE, "configuration read from %s (host name %s)", D.config_path, D.cfg.name);
+    signal(SIGPIPE, SIG_IGN);
+    D.events = events_open(D.cfg.state_dir, err, sizeof err);
+    if (!D.events) {
+        qb_log(LOG_ERR, "cannot open the events log in %s: %s", D.cfg.state_dir, err);
+        return 1;
+    } else if (err[0])
+        qb_log(LOG_WARNING, "events log: %s", err);
     D.loop = qb_loop_create();
     if (!D.loop || ipc_start() < 0) {
         qb_log(LOG_ERR, "cannot start the IPC service '%s' (is another vigild running on this host?)", VIGIL_IPC_NAME);
@@ -379,13 +411,18 @@ int main(int argc, char **argv)
     qb_loop_signal_handle sh;
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGTERM, NULL, on_signal, &sh);
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGINT, NULL, on_signal, &sh);
-    try_start(NULL);
+    if (pool_load(err, sizeof err) < 0) {
+        qb_log(LOG_ERR, "%s", err);
+        qb_ipcs_destroy(D.ipcs);
+        return 1;
+    }
+    audit(LOG_NOTICE, "vigild", NULL, "vigild started (%s)", D.in_pool ? "member of a pool" : "in no pool");
     qb_loop_run(D.loop);
-    membership_stop(D.mem);
+    while (D.requests)
+        request_finish(D.requests, 3, "vigild is stopping\n");
+    pool_shutdown();
     qb_ipcs_destroy(D.ipcs);
-    ha_core_free(D.core);
-    ha_actions_free(&D.acts);
-    ha_db_free(&D.db);
+    events_close(D.events);
     qb_log_fini();
     return 0;
 }

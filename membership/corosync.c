@@ -1,10 +1,11 @@
 /* CPG + votequorum adapter.  See membership.h. */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <corosync/cmap.h>
 #include <corosync/corotypes.h>
 #include <corosync/cpg.h>
 #include <corosync/votequorum.h>
@@ -12,82 +13,55 @@
 
 #include "membership.h"
 
+struct outmsg {
+    struct outmsg *next;
+    size_t len;
+    uint8_t data[];
+};
+
 struct membership {
     qb_loop_t *loop;
     char group[CPG_MAX_NAME_LENGTH];
-    membership_fn fn;
-    void *ctx;
+    struct membership_ops ops;
     cpg_handle_t cpg;
     votequorum_handle_t vq;
     int cpg_fd, vq_fd;
     bool connected;
     bool quorate;
     uint32_t local;
-    uint32_t members[MEMBERSHIP_MAX_NODES];
-    size_t nmembers;
-    qb_loop_timer_handle retry;
+    qb_loop_timer_handle retry, flush;
+    struct outmsg *out, **out_tail; /* waiting for corosync's flow control */
 };
 
-int membership_nodelist(struct node_info *out, int max, char *err, size_t errlen)
+static struct membership *of(cpg_handle_t h)
 {
-    cmap_handle_t h;
-    cs_error_t e = cmap_initialize(&h);
-    if (e != CS_OK) {
-        snprintf(err, errlen, "cannot reach corosync (cmap: error %d): is corosync running?", e);
-        return -ENOTCONN;
-    }
-    int n = 0;
-    for (int i = 0; i < max; i++) {
-        char key[128];
-        uint32_t id;
-        char *name = NULL;
-        snprintf(key, sizeof key, "nodelist.node.%d.nodeid", i);
-        if (cmap_get_uint32(h, key, &id) != CS_OK)
-            break;
-        snprintf(key, sizeof key, "nodelist.node.%d.name", i);
-        out[n].nodeid = id;
-        if (cmap_get_string(h, key, &name) == CS_OK) {
-            snprintf(out[n].name, sizeof out[n].name, "%s", name);
-            free(name);
-        } else
-            snprintf(out[n].name, sizeof out[n].name, "node%u", id);
-        n++;
-    }
-    cmap_finalize(h);
-    if (!n) {
-        snprintf(err, errlen, "corosync's nodelist is empty");
-        return -ENOENT;
-    }
-    return n;
-}
-
-static void report(struct membership *m)
-{
-    m->fn(m->ctx, m->members, m->nmembers, m->connected && m->quorate, m->connected);
+    void *ctx = NULL;
+    cpg_context_get(h, &ctx);
+    return ctx;
 }
 
 static void on_confchg(cpg_handle_t h, const struct cpg_name *g, const struct cpg_address *mem, size_t nmem,
                        const struct cpg_address *left, size_t nleft, const struct cpg_address *joined, size_t njoined)
 {
-    (void)g, (void)left, (void)nleft, (void)joined, (void)njoined;
-    void *ctx = NULL;
-    cpg_context_get(h, &ctx);
-    struct membership *m = ctx;
-    m->nmembers = 0;
-    for (size_t i = 0; i < nmem && m->nmembers < MEMBERSHIP_MAX_NODES; i++) {
-        bool dup = false; /* one vigild per node; ignore a second process */
-        for (size_t k = 0; k < m->nmembers; k++)
-            dup |= m->members[k] == mem[i].nodeid;
-        if (!dup)
-            m->members[m->nmembers++] = mem[i].nodeid;
+    (void)g, (void)left, (void)joined;
+    struct membership *m = of(h);
+    uint32_t ids[MEMBERSHIP_MAX_NODES], pids[MEMBERSHIP_MAX_NODES];
+    size_t n = 0;
+    for (size_t i = 0; i < nmem && n < MEMBERSHIP_MAX_NODES; i++) {
+        ids[n] = mem[i].nodeid;
+        pids[n++] = mem[i].pid;
     }
-    qb_log(LOG_INFO, "cpg configuration change: %zu member(s), %zu left, %zu joined", m->nmembers, nleft, njoined);
-    report(m);
+    qb_log(LOG_INFO, "cpg configuration change: %zu member(s), %zu left, %zu joined", n, nleft, njoined);
+    if (m->ops.view)
+        m->ops.view(m->ops.ctx, ids, pids, n);
 }
 
 static void on_deliver(cpg_handle_t h, const struct cpg_name *g, uint32_t nodeid, uint32_t pid, void *msg, size_t len)
 {
-    (void)h, (void)g, (void)nodeid, (void)pid, (void)msg, (void)len; /* the replicated database comes here ([pool]) */
+    (void)g;
+    struct membership *m = of(h);
+    if (m->ops.deliver)
+        m->ops.deliver(m->ops.ctx, nodeid, pid, msg, len);
 }
 
 static void on_quorum(votequorum_handle_t h, uint64_t context, uint32_t quorate, uint32_t n, votequorum_node_t nodes[])
@@ -97,10 +71,21 @@ static void on_quorum(votequorum_handle_t h, uint64_t context, uint32_t quorate,
     if (m->quorate != (quorate != 0))
         qb_log(LOG_INFO, "votequorum: %s", quorate ? "quorate" : "not quorate");
     m->quorate = quorate != 0;
-    report(m);
+    if (m->ops.quorum)
+        m->ops.quorum(m->ops.ctx, m->quorate);
 }
 
 static void disconnect(struct membership *m, const char *why);
+
+static void drop_queue(struct membership *m)
+{
+    while (m->out) {
+        struct outmsg *o = m->out;
+        m->out = o->next;
+        free(o);
+    }
+    m->out_tail = &m->out;
+}
 
 static int32_t cpg_ready(int32_t fd, int32_t revents, void *data)
 {
@@ -151,6 +136,8 @@ static int connect_all(struct membership *m)
     qb_loop_poll_add(m->loop, QB_LOOP_HIGH, m->vq_fd, POLLIN | POLLERR | POLLHUP, m, vq_ready);
     m->connected = true;
     qb_log(LOG_INFO, "connected to corosync as node %u, group %s", m->local, m->group);
+    if (m->ops.connection)
+        m->ops.connection(m->ops.ctx, true, m->local);
     return 0;
 }
 
@@ -165,8 +152,9 @@ static void disconnect(struct membership *m, const char *why)
     votequorum_finalize(m->vq);
     m->connected = false;
     m->quorate = false;
-    m->nmembers = 0;
-    report(m);
+    drop_queue(m);
+    if (m->ops.connection)
+        m->ops.connection(m->ops.ctx, false, 0);
     schedule_retry(m);
 }
 
@@ -177,14 +165,14 @@ static void retry(void *data)
         schedule_retry(m);
 }
 
-struct membership *membership_start(qb_loop_t *loop, const char *group, membership_fn fn, void *ctx)
+struct membership *membership_start(qb_loop_t *loop, const char *group, const struct membership_ops *ops)
 {
     struct membership *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->loop = loop;
-    m->fn = fn;
-    m->ctx = ctx;
+    m->ops = *ops;
+    m->out_tail = &m->out;
     snprintf(m->group, sizeof m->group, "%s", group);
     if (connect_all(m) < 0) {
         qb_log(LOG_WARNING, "corosync is not reachable yet; retrying every second");
@@ -204,7 +192,66 @@ void membership_stop(struct membership *m)
         votequorum_finalize(m->vq);
     }
     qb_loop_timer_del(m->loop, m->retry);
+    qb_loop_timer_del(m->loop, m->flush);
+    drop_queue(m);
     free(m);
 }
 
-uint32_t membership_local_nodeid(const struct membership *m) { return m->connected ? m->local : 0; }
+bool membership_connected(const struct membership *m) { return m && m->connected; }
+
+static void flush(void *data);
+
+/* 0 sent, 1 corosync said try again, -errno */
+static int send_now(struct membership *m, const void *msg, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
+    cs_error_t e = cpg_mcast_joined(m->cpg, CPG_TYPE_AGREED, &iov, 1);
+    if (e == CS_OK)
+        return 0;
+    if (e == CS_ERR_TRY_AGAIN)
+        return 1;
+    return e == CS_ERR_TOO_BIG ? -EMSGSIZE : -ENOTCONN;
+}
+
+static void flush(void *data)
+{
+    struct membership *m = data;
+    while (m->connected && m->out) {
+        int rc = send_now(m, m->out->data, m->out->len);
+        if (rc == 1) {
+            qb_loop_timer_add(m->loop, QB_LOOP_HIGH, 5ULL * 1000 * 1000, m, flush, &m->flush);
+            return;
+        }
+        if (rc < 0)
+            qb_log(LOG_WARNING, "cannot multicast a queued message of %zu bytes: %s", m->out->len, strerror(-rc));
+        struct outmsg *o = m->out;
+        m->out = o->next;
+        if (!m->out)
+            m->out_tail = &m->out;
+        free(o);
+    }
+}
+
+int membership_send(struct membership *m, const void *msg, size_t len)
+{
+    if (!m || !m->connected)
+        return -ENOTCONN;
+    if (!m->out) { /* nothing waiting: keep the order by sending at once */
+        int rc = send_now(m, msg, len);
+        if (rc <= 0)
+            return rc;
+    }
+    struct outmsg *o = malloc(sizeof *o + len);
+    if (!o)
+        return -ENOMEM;
+    o->next = NULL;
+    o->len = len;
+    memcpy(o->data, msg, len);
+    *m->out_tail = o;
+    m->out_tail = &o->next;
+    if (!qb_loop_timer_is_running(m->loop, m->flush))
+        qb_loop_timer_add(m->loop, QB_LOOP_HIGH, 5ULL * 1000 * 1000, m, flush, &m->flush);
+    return 0;
+}
+
+uint32_t membership_local_nodeid(const struct membership *m) { return m && m->connected ? m->local : 0; }

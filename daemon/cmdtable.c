@@ -1,0 +1,62 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cmdtable.h"
+
+const struct vigil_cmd vigil_cmds[] = {
+    {C_STATUS, "status", "[--json]", "this host's view: pool, corosync membership and quorum, master, database", NULL, true},
+    {C_POOL_CREATE, "pool create", "NAME [--token-ms N]", "create a pool with this host as its master", NULL, false},
+    {C_POOL_TOKEN, "pool join-token", "", "print a one-time join token (on a member; issued by the master)", NULL, false},
+    {C_POOL_JOIN, "pool join", "MASTER_ADDRESS --token TOKEN", "join this host to the pool of that master", NULL, false},
+    {C_POOL_LEAVE, "pool leave", "[--evacuate]", "take this host out of its pool", NULL, false},
+    {C_POOL_EJECT, "pool eject", "HOST", "remove a dead or fenced host from the pool", NULL, false},
+    {C_POOL_DESIGNATE, "pool designate-master", "HOST", "make HOST the master", NULL, false},
+    {C_POOL_SET, "pool set", "SETTING VALUE", "change a pool setting (see vigil pool show)", NULL, false},
+    {C_POOL_SHOW, "pool show", "[--json]", "the pool: name, uuid, settings, database version", NULL, true},
+    {C_HOST_LIST, "host list", "[--json]", "list the pool's hosts", NULL, true},
+    {C_HOST_SHOW, "host show", "HOST [--json]", "show one host", NULL, true},
+    {C_HOST_MAINT, "host maintenance", "HOST on|off", "enter or leave maintenance (evacuates VMs)", "[libvirt]", false},
+    {C_HOST_EVACUATE, "host evacuate", "HOST", "move every VM off HOST", "[libvirt]", false},
+    {C_HOST_FENCE, "host fence", "HOST --yes", "power HOST off through its fence devices", "[fencing]", false},
+    {C_FD_SET, "fence-device set", "HOST --type ipmi|agent|disk ...", "configure a fence device", "[fencing]", false},
+    {C_FD_LIST, "fence-device list", "[--json]", "list fence devices", "[fencing]", true},
+    {C_FD_TEST, "fence-device test", "HOST", "check a fence device (status only)", "[fencing]", false},
+    {C_DISK_INIT, "disk init", "DEV --hosts N", "format the heartbeat disk", "[disk]", false},
+    {C_DISK_DUMP, "disk dump", "DEV [--json]", "decode the heartbeat disk", "[disk]", true},
+    {C_DISK_LIST, "disk list", "[--json]", "list heartbeat disks", "[disk]", true},
+    {C_VM_IMPORT, "vm import", "VM", "store a libvirt domain's XML in the pool", "[libvirt]", false},
+    {C_VM_LIST, "vm list", "[--json]", "list VMs", "[libvirt]", true},
+    {C_VM_SHOW, "vm show", "VM [--json]", "show one VM", "[libvirt]", true},
+    {C_VM_EXPLAIN, "vm explain", "VM", "why a VM is where it is, or why it is not running", NULL, false},
+    {C_VM_PROTECT, "vm protect", "VM [--restart|--best-effort] [--priority N] [--order N] [--after VM]", "protect a VM", NULL, false},
+    {C_VM_UNPROTECT, "vm unprotect", "VM", "stop protecting a VM", NULL, false},
+    {C_VM_START, "vm start", "VM [--on HOST] [--force]", "start a VM", "[libvirt]", false},
+    {C_VM_STOP, "vm stop", "VM", "stop a VM", "[libvirt]", false},
+    {C_VM_MIGRATE, "vm migrate", "VM HOST [--force]", "live-migrate a VM", "[libvirt]", false},
+    {C_RULE_ADD, "rule add", "anti-affinity|affinity NAME VM... [--strict] | pin VM HOST... [--strict]", "add a placement rule", NULL, false},
+    {C_RULE_LIST, "rule list", "[--json]", "list placement rules", NULL, true},
+    {C_RULE_DEL, "rule del", "NAME", "delete a placement rule", NULL, false},
+    {C_HA_PLAN, "ha plan", "[--json]", "how many host failures the pool tolerates, and the reserve per host", NULL, true},
+    {C_EVENTS, "events", "[--follow] [--json] [--last N]", "the audit log of this host", NULL, true},
+};
+const int vigil_ncmds = (int)(sizeof vigil_cmds / sizeof vigil_cmds[0]);
+
+const struct vigil_cmd *vigil_cmd_match(int argc, char **argv, int *nwords)
+{
+    const struct vigil_cmd *best = NULL;
+    int bestn = 0;
+    for (int i = 0; i < vigil_ncmds; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", vigil_cmds[i].words);
+        int n = 0;
+        bool ok = true;
+        for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && ok; w = strtok_r(NULL, " ", &save), n++)
+            ok = n < argc && !strcmp(argv[n], w);
+        if (ok && n > bestn) {
+            best = &vigil_cmds[i];
+            bestn = n;
+        }
+    }
+    *nwords = bestn;
+    return best;
+}

@@ -1,0 +1,710 @@
+/* What each `vigil` command does in vigild, and the text or JSON of its
+ * answer.  Reading commands answer from this host's copy of the pool
+ * database; changing ones are decided by the master: typed elsewhere, they
+ * travel to it over the pool's CPG group and its answer travels back. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <qb/qblog.h>
+
+#include "../membership/cconf.h"
+#include "../membership/join.h"
+#include "../membership/replica.h"
+#include "cmdtable.h"
+#include "dwire.h"
+#include "events.h"
+#include "vigild.h"
+
+const uint8_t *pool_join_fpr(uint8_t out[32]);
+
+/* ---------------------------------------------------------------- output buffer */
+
+struct out {
+    char *p;
+    size_t n, cap;
+};
+
+static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct out *o, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(o->p ? o->p + o->n : NULL, o->p ? o->cap - o->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return;
+        if (o->p && o->n + (size_t)k < o->cap) {
+            o->n += (size_t)k;
+            return;
+        }
+        size_t cap = o->cap ? o->cap * 2 : 4096;
+        while (cap < o->n + (size_t)k + 1)
+            cap *= 2;
+        if (cap > 900 * 1024)
+            return; /* the answer is cut, never the daemon */
+        char *np = realloc(o->p, cap);
+        if (!np)
+            return;
+        o->p = np;
+        o->cap = cap;
+    }
+}
+
+static void out_json_str(struct out *o, const char *s)
+{
+    outf(o, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            outf(o, "\\%c", ch);
+        else if (ch < 0x20)
+            outf(o, "\\u%04x", ch);
+        else
+            outf(o, "%c", ch);
+    }
+    outf(o, "\"");
+}
+
+static void finish_out(struct request *rq, int code, struct out *o)
+{
+    request_finish_text(rq, code, o->p ? o->p : "");
+    free(o->p);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static const char *host_state(int h)
+{
+    if (!D.db.host[h].joined)
+        return "left";
+    if (D.core)
+        return ha_host_state_name(ha_core_host_state(D.core, h));
+    return "unknown";
+}
+
+static void status(struct out *o, bool json)
+{
+    static const char *const sides[] = {"undecided", "winning", "losing"};
+    ha_hostset view = pool_view();
+    char why[256] = "";
+    int m = D.in_pool ? pool_master(why, sizeof why) : HA_NO_HOST;
+    const char *cs = !D.in_pool ? "not started" : D.connected ? "connected" : "disconnected";
+    if (json) {
+        outf(o, "{\"host\":");
+        out_json_str(o, D.cfg.name);
+        outf(o, ",\"address\":");
+        out_json_str(o, D.cfg.address);
+        outf(o, ",\"nodeid\":%u,\"corosync\":\"%s\",\"quorate\":%s,\"members\":[", D.nodeid, cs,
+             D.quorate ? "true" : "false");
+        int k = 0;
+        for (int h = 0; h < D.db.nhosts; h++)
+            if (view & HA_BIT(h)) {
+                outf(o, "%s", k++ ? "," : "");
+                out_json_str(o, D.db.host[h].name);
+            }
+        outf(o, "],\"pool\":");
+        if (D.in_pool)
+            out_json_str(o, D.db.pool_name);
+        else
+            outf(o, "null");
+        outf(o, ",\"pool_uuid\":");
+        if (D.in_pool)
+            out_json_str(o, D.db.pool_uuid);
+        else
+            outf(o, "null");
+        outf(o, ",\"pool_hosts\":%d,\"master\":", D.in_pool ? ha_popcount(ha_db_joined(&D.db)) : 0);
+        if (m != HA_NO_HOST)
+            out_json_str(o, D.db.host[m].name);
+        else
+            outf(o, "null");
+        outf(o, ",\"master_why\":");
+        out_json_str(o, m == HA_NO_HOST ? why : "");
+        outf(o, ",\"is_master\":%s,\"partition_side\":\"%s\",\"synced\":%s,\"database_version\":%" PRIu64
+                ",\"database_epoch\":%" PRIu64 ",\"database_digest\":\"%016" PRIx64 "\","
+                "\"heartbeat_disk\":\"%s\"}\n",
+             pool_is_master() ? "true" : "false", D.core ? sides[ha_core_side(D.core)] : "undecided",
+             D.synced ? "true" : "false", D.db.version, D.db.master_epoch, D.in_pool ? pool_digest() : 0,
+             D.in_pool && !D.db.set.heartbeat_disk ? "none (corosync-only pool)" : "none");
+        return;
+    }
+    outf(o, "host:             %s (%s", D.cfg.name, D.cfg.address[0] ? D.cfg.address : "no address configured");
+    if (D.nodeid)
+        outf(o, ", corosync node %u", D.nodeid);
+    outf(o, ")\n");
+    if (!D.in_pool) {
+        outf(o, "pool:             none: create one (vigil pool create NAME) or join one (vigil pool join ADDRESS "
+                "--token TOKEN)\n");
+        return;
+    }
+    outf(o, "pool:             %s (%s), %d host(s)\n", D.db.pool_name, D.db.pool_uuid, ha_popcount(ha_db_joined(&D.db)));
+    outf(o, "corosync:         %s, %s\n", D.connected ? "connected" : "not connected (retrying every second)",
+         D.quorate ? "quorate" : "not quorate");
+    outf(o, "members:          %d of %d:", ha_popcount(view), ha_popcount(ha_db_joined(&D.db)));
+    for (int h = 0; h < D.db.nhosts; h++)
+        if (view & HA_BIT(h))
+            outf(o, " %s", D.db.host[h].name);
+    outf(o, "\nmaster:           %s%s%s\n", m != HA_NO_HOST ? D.db.host[m].name : "none (",
+         m != HA_NO_HOST ? (m == D.self ? " (this host)" : "") : why, m != HA_NO_HOST ? "" : ")");
+    outf(o, "partition side:   %s\n", D.core ? sides[ha_core_side(D.core)] : "undecided");
+    outf(o, "database:         version %" PRIu64 ", epoch %" PRIu64 ", digest %016" PRIx64 ", %s\n", D.db.version,
+         D.db.master_epoch, pool_digest(), D.synced ? "in sync with the members in view" : "not synchronised yet");
+    outf(o, "heartbeat disk:   %s\n", D.db.set.heartbeat_disk ? "configured in the database, not implemented yet"
+                                                             : "none: the pool runs on corosync quorum (docs/pool.md)");
+}
+
+static void pool_show(struct out *o, bool json)
+{
+    const struct ha_settings *s = &D.db.set;
+    struct {
+        const char *k;
+        long long v;
+        bool ms;
+    } f[] = {{"token_timeout", s->token_timeout, true},      {"disk_interval", s->disk_interval, true},
+             {"disk_timeout", s->disk_timeout, true},        {"msgwait", s->msgwait, true},
+             {"fence_timeout", s->fence_timeout, true},      {"op_timeout", s->op_timeout, true},
+             {"evacuate_concurrency", s->evacuate_concurrency, false},
+             {"max_restart", s->max_restart, false},         {"failures_to_tolerate", s->failures_to_tolerate, false},
+             {"balance_interval", s->balance_interval, true}};
+    size_t nf = sizeof f / sizeof f[0];
+    if (json) {
+        outf(o, "{\"name\":");
+        out_json_str(o, D.db.pool_name);
+        outf(o, ",\"uuid\":");
+        out_json_str(o, D.db.pool_uuid);
+        outf(o, ",\"database_version\":%" PRIu64 ",\"database_epoch\":%" PRIu64 ",\"settings\":{", D.db.version,
+             D.db.master_epoch);
+        for (size_t i = 0; i < nf; i++)
+            outf(o, "%s\"%s\":\"%lld%s\"", i ? "," : "", f[i].k, f[i].v, f[i].ms ? "ms" : "");
+        outf(o, ",\"heartbeat_disk\":\"%s\",\"cpu_overcommit\":\"%g\"}}\n", s->heartbeat_disk ? "yes" : "no",
+             s->cpu_overcommit);
+        return;
+    }
+    outf(o, "pool %s (%s), database version %" PRIu64 ", epoch %" PRIu64 "\n", D.db.pool_name, D.db.pool_uuid,
+         D.db.version, D.db.master_epoch);
+    for (size_t i = 0; i < nf; i++)
+        outf(o, "  %-22s %lld%s\n", f[i].k, f[i].v, f[i].ms ? "ms" : "");
+    outf(o, "  %-22s %s\n  %-22s %g\n", "heartbeat_disk", s->heartbeat_disk ? "yes" : "no", "cpu_overcommit",
+         s->cpu_overcommit);
+}
+
+static void host_json(struct out *o, int h)
+{
+    const struct ha_db_host *x = &D.db.host[h];
+    outf(o, "{\"name\":");
+    out_json_str(o, x->name);
+    outf(o, ",\"address\":");
+    out_json_str(o, x->addr);
+    outf(o, ",\"nodeid\":%u,\"joined\":%s,\"member\":%s,\"master\":%s,\"state\":\"%s\",\"maintenance\":%s,"
+            "\"leaving\":%s,\"fenced\":%s,\"mem_mb\":%" PRIu64 ",\"cpus\":%d}",
+         x->nodeid, x->joined ? "true" : "false", pool_view() & HA_BIT(h) ? "true" : "false",
+         D.db.master == h ? "true" : "false", host_state(h), x->maintenance ? "true" : "false",
+         x->leaving ? "true" : "false", x->fenced ? "true" : "false", x->mem_mb, x->cpus);
+}
+
+static void host_list(struct out *o, bool json)
+{
+    if (json) {
+        outf(o, "[");
+        int k = 0;
+        for (int h = 0; h < D.db.nhosts; h++)
+            if (D.db.host[h].joined) {
+                outf(o, "%s", k++ ? "," : "");
+                host_json(o, h);
+            }
+        outf(o, "]\n");
+        return;
+    }
+    outf(o, "%-16s %-24s %6s %-12s %-7s %s\n", "HOST", "ADDRESS", "NODE", "STATE", "MEMBER", "ROLE");
+    for (int h = 0; h < D.db.nhosts; h++)
+        if (D.db.host[h].joined)
+            outf(o, "%-16s %-24s %6u %-12s %-7s %s%s\n", D.db.host[h].name, D.db.host[h].addr, D.db.host[h].nodeid,
+                 host_state(h), pool_view() & HA_BIT(h) ? "yes" : "no", D.db.master == h ? "master" : "",
+                 D.db.host[h].maintenance ? " maintenance" : "");
+}
+
+static void rule_list(struct out *o, bool json)
+{
+    outf(o, json ? "[" : "");
+    if (!json && !D.db.nrules)
+        outf(o, "no rules\n");
+    for (int i = 0; i < D.db.nrules; i++) {
+        const struct ha_rule *r = &D.db.rule[i];
+        if (json) {
+            outf(o, "%s{\"name\":", i ? "," : "");
+            out_json_str(o, r->name);
+            outf(o, ",\"type\":\"%s\",\"strict\":%s,\"vms\":[", ha_rule_type_name(r->type), r->strict ? "true" : "false");
+            for (int k = 0; k < r->nvms; k++) {
+                outf(o, "%s", k ? "," : "");
+                out_json_str(o, D.db.vm[r->vm[k]].name);
+            }
+            outf(o, "],\"hosts\":[");
+            int n = 0;
+            for (int h = 0; h < D.db.nhosts; h++)
+                if (r->type == HA_RULE_PIN && (r->hosts & HA_BIT(h))) {
+                    outf(o, "%s", n++ ? "," : "");
+                    out_json_str(o, D.db.host[h].name);
+                }
+            outf(o, "]}");
+        } else {
+            outf(o, "%-20s %-14s %-7s", r->name, ha_rule_type_name(r->type), r->strict ? "strict" : "soft");
+            for (int k = 0; k < r->nvms; k++)
+                outf(o, " %s", D.db.vm[r->vm[k]].name);
+            for (int h = 0; h < D.db.nhosts; h++)
+                if (r->type == HA_RULE_PIN && (r->hosts & HA_BIT(h)))
+                    outf(o, " @%s", D.db.host[h].name);
+            outf(o, "\n");
+        }
+    }
+    outf(o, json ? "]\n" : "");
+}
+
+static void plan(struct out *o, bool json)
+{
+    struct ha_plan p;
+    ha_core_plan(D.core, 0, &p);
+    if (json) {
+        outf(o, "{\"tolerates\":%d,\"exact\":%s,\"hosts_considered\":%d,\"method\":", p.tolerates,
+             p.exact ? "true" : "false", p.hosts_considered);
+        out_json_str(o, p.method);
+        outf(o, ",\"reserve_mb\":{");
+        int k = 0;
+        for (int h = 0; h < D.db.nhosts; h++)
+            if (D.db.host[h].joined) {
+                outf(o, "%s", k++ ? "," : "");
+                out_json_str(o, D.db.host[h].name);
+                outf(o, ":%" PRIu64, p.reserve_mb[h]);
+            }
+        outf(o, "}}\n");
+        return;
+    }
+    outf(o, "the pool tolerates %d simultaneous host failure(s)%s (%d live eligible host(s); %s)\n", p.tolerates,
+         p.exact ? "" : " at least", p.hosts_considered, p.method);
+    for (int h = 0; h < D.db.nhosts; h++)
+        if (D.db.host[h].joined)
+            outf(o, "  %-16s keeps %" PRIu64 " MiB free for failover\n", D.db.host[h].name, p.reserve_mb[h]);
+}
+
+static int events(struct out *o, int argc, char **argv, bool json, char *err, size_t errlen)
+{
+    uint64_t after = 0;
+    long last = 50;
+    bool follow = false;
+    for (int i = 0; i < argc; i++) {
+        long v;
+        if (!strcmp(argv[i], "--after") && i + 1 < argc && ha_parse_int(argv[i + 1], 0, 1L << 62, &v) == 0) {
+            after = (uint64_t)v;
+            i++;
+        } else if (!strcmp(argv[i], "--last") && i + 1 < argc && ha_parse_int(argv[i + 1], 1, 100000, &v) == 0) {
+            last = v;
+            i++;
+        } else if (!strcmp(argv[i], "--follow")) {
+            follow = true; /* the CLI polls with --after */
+        } else {
+            snprintf(err, errlen, "events: unexpected argument '%s' (usage: vigil events [--follow] [--json] [--last N])",
+                     argv[i]);
+            return 2;
+        }
+    }
+    struct vigil_event *ev = NULL;
+    size_t n = 0;
+    char why[256] = "";
+    if (events_read(D.cfg.state_dir, after, (size_t)last, &ev, &n, NULL, why, sizeof why) < 0) {
+        snprintf(err, errlen, "cannot read the events log: %s", why);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char line[2048];
+        if (json)
+            events_format_json(&ev[i], line, sizeof line);
+        else
+            events_format_text(&ev[i], line, sizeof line);
+        outf(o, "%s\n", line);
+        if (ev[i].seq > after)
+            after = ev[i].seq;
+    }
+    if (follow) /* for the CLI, which strips it: where to go on from */
+        outf(o, "#after %" PRIu64 "\n", after);
+    free(ev);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forwarding */
+
+static void forward(struct request *rq, int argc, char **argv, uint32_t flags)
+{
+    struct dreq r = {.origin = D.nodeid, .id = rq->id, .uid = (uint32_t)rq->uid, .flags = flags, .argc = argc};
+    if (argc > DWIRE_MAX_ARGS)
+        return request_finish(rq, 2, "too many words\n");
+    for (int i = 0; i < argc; i++)
+        r.argv[i] = argv[i];
+    size_t len;
+    uint8_t *m = dreq_encode(&r, &len);
+    if (!m)
+        return request_finish(rq, 1, "vigild is out of memory\n");
+    int rc = pool_send(m, len);
+    free(m);
+    if (rc < 0)
+        return request_finish(rq, 3, "cannot reach the master: corosync is not reachable on this host\n");
+    if (rq->kind != RQ_LEAVE)
+        rq->kind = RQ_FORWARD;
+}
+
+void command_send_reply(uint32_t origin, uint64_t origin_id, int code, const char *text)
+{
+    struct drep r = {.origin = origin, .id = origin_id, .code = code, .text = text};
+    size_t len;
+    uint8_t *m = drep_encode(&r, &len);
+    if (m)
+        pool_send(m, len);
+    free(m);
+}
+
+void command_send_facts(void)
+{
+    uint64_t mem;
+    int cpus;
+    host_facts(&mem, &cpus);
+    if (D.self < 0 || (D.db.host[D.self].mem_mb == mem && D.db.host[D.self].cpus == cpus))
+        return;
+    uint8_t m[24];
+    dfacts_encode(&(struct dfacts){.nodeid = D.nodeid, .mem_mb = mem, .cpus = (uint32_t)cpus}, m);
+    pool_send(m, sizeof m);
+}
+
+static int host_of_node(uint32_t nodeid)
+{
+    for (int i = 0; i < D.db.nhosts; i++)
+        if (D.db.host[i].nodeid == nodeid && D.db.host[i].joined)
+            return i;
+    return HA_NO_HOST;
+}
+
+void command_deliver(uint32_t nodeid, const void *msg, size_t len)
+{
+    int type = ((const uint8_t *)msg)[3];
+    struct dfacts f;
+    struct drep rp;
+    struct dreq rq_in;
+    if (type == WIRE_DFACTS && dfacts_decode(msg, len, &f) == 0) {
+        int h = host_of_node(nodeid);
+        if (f.nodeid != nodeid || !pool_is_master() || h == HA_NO_HOST ||
+            (D.db.host[h].mem_mb == f.mem_mb && D.db.host[h].cpus == (int)f.cpus))
+            return;
+        struct ha_change c = {.type = HA_CHG_HOST_FACTS, .host = h, .vm = -1, .mem_mb = f.mem_mb, .cpus = (int)f.cpus};
+        pool_propose(&c, NULL);
+        return;
+    }
+    if (type == WIRE_DREP && drep_decode(msg, len, &rp) == 0) {
+        if (rp.origin != D.nodeid)
+            return;
+        struct request *rq = request_find(rp.id);
+        if (!rq || (rq->kind != RQ_FORWARD && rq->kind != RQ_LEAVE))
+            return;
+        if (rq->kind == RQ_LEAVE && rp.code == 0)
+            pool_leave_accepted(rq, rp.text); /* the answer waits until this host is out */
+        else
+            request_finish_text(rq, rp.code, rp.text);
+        return;
+    }
+    if (type == WIRE_DREQ && dreq_decode(msg, len, &rq_in) == 0) {
+        if (!pool_is_master())
+            return;
+        int h = host_of_node(rq_in.origin);
+        if (rq_in.origin != nodeid || h == HA_NO_HOST) {
+            qb_log(LOG_WARNING, "ignored a command from node %u: not a member, or not its own", nodeid);
+            return;
+        }
+        struct request *rq = request_new(RQ_COMMIT);
+        if (!rq)
+            return;
+        rq->origin = rq_in.origin;
+        rq->origin_id = rq_in.id;
+        rq->uid = (uid_t)rq_in.uid;
+        snprintf(rq->from, sizeof rq->from, "%s", D.db.host[h].name);
+        command_run(rq, rq_in.argc, (char **)(uintptr_t)rq_in.argv, rq_in.flags, true);
+        return;
+    }
+    qb_log(LOG_WARNING, "ignored a malformed vigild message (type %d, %zu bytes) from node %u", type, len, nodeid);
+}
+
+/* ---------------------------------------------------------------- running commands */
+
+static bool needs_master(enum vigil_cmd_id id)
+{
+    switch (id) {
+    case C_POOL_TOKEN: case C_POOL_LEAVE: case C_POOL_EJECT: case C_POOL_DESIGNATE: case C_POOL_SET:
+    case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, char **argv, int nw)
+{
+    char actor[160], line[512] = "";
+    for (int i = 0; i < argc; i++)
+        snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s", i ? " " : "", argv[i]);
+    snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, rq->from);
+    audit(LOG_NOTICE, actor, NULL, "vigil %s", line);
+    char err[256];
+    switch (c->id) {
+    case C_POOL_TOKEN: {
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil pool join-token\n");
+        struct join_token t = {.port = D.cfg.join_port};
+        snprintf(t.host, sizeof t.host, "%s", D.cfg.address);
+        if (!pool_join_fpr(t.fpr))
+            return request_finish(rq, 1, "the join server does not run on the master (see its log): no token\n");
+        if (join_random(t.secret, sizeof t.secret) < 0)
+            return request_finish(rq, 1, "no random numbers for a token\n");
+        if (join_token_encode(&t, rq->token, sizeof rq->token) < 0)
+            return request_finish(rq, 1, "cannot encode a token for address %s\n", t.host);
+        struct ha_change ch = {.type = HA_CHG_TOKEN_ADD, .host = HA_NO_HOST, .vm = -1};
+        join_secret_hash(t.secret, ch.blob);
+        ch.when = (int64_t)time(NULL) + D.cfg.join_token_ttl / 1000;
+        rq->kind = RQ_TOKEN;
+        pool_propose(&ch, rq);
+        return;
+    }
+    case C_POOL_SET: {
+        if (argc != nw + 2)
+            return request_finish(rq, 2, "usage: vigil pool set SETTING VALUE (see vigil pool show)\n");
+        const char *k = argv[nw], *v = argv[nw + 1];
+        if (!strcmp(k, "heartbeat_disk"))
+            return request_finish(rq, 1, "heartbeat_disk is set by 'vigil disk init' (issue [disk]), not by hand\n");
+        struct ha_settings s = D.db.set;
+        if (ha_settings_set(&s, k, v, err, sizeof err) < 0)
+            return request_finish(rq, 2, "%s\n", err);
+        if (s.token_timeout < CCONF_TOKEN_MIN_MS || s.token_timeout > CCONF_TOKEN_MAX_MS)
+            return request_finish(rq, 2, "token_timeout: corosync takes %d ms to %d ms\n", CCONF_TOKEN_MIN_MS,
+                                  CCONF_TOKEN_MAX_MS);
+        struct ha_change ch = {.type = HA_CHG_SETTING, .host = HA_NO_HOST, .vm = -1};
+        if (strlen(k) >= sizeof ch.name || strlen(v) >= sizeof ch.text)
+            return request_finish(rq, 2, "setting name or value too long\n");
+        snprintf(ch.name, sizeof ch.name, "%s", k);
+        snprintf(ch.text, sizeof ch.text, "%s", v);
+        snprintf(rq->text, sizeof rq->text, "%s = %s\n", k, v);
+        rq->answered_core = true;
+        pool_propose(&ch, rq);
+        return;
+    }
+    default:
+        break;
+    }
+    /* the rest is the decision core's: same words as the simulator's */
+    char *words[80];
+    int n = 0;
+    for (int i = 0; i < argc && n < 76; i++)
+        words[n++] = argv[i];
+    if (c->id == C_POOL_LEAVE) { /* pool leave [--evacuate] leaves the host it was typed on */
+        n = 0;
+        words[n++] = "pool";
+        words[n++] = "leave";
+        words[n++] = rq->from;
+        for (int i = nw; i < argc && n < 76; i++)
+            words[n++] = argv[i];
+    }
+    words[n] = NULL;
+    struct ha_cmd cmd;
+    if (ha_cmd_parse(&D.db, n, words, &cmd, err, sizeof err) < 0)
+        return request_finish(rq, 2, "%s\n", err);
+    pool_core_command(rq, &cmd);
+}
+
+/* The pool is settling (a sync round follows every membership change and
+ * lasts a few milliseconds): wait for it, up to 10 s, rather than refuse. */
+static void park(struct request *rq, int argc, char **argv, uint32_t flags, const struct vigil_cmd *c,
+                 const char *why)
+{
+    size_t len = 0;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    rq->argbuf = malloc(len ? len : 1);
+    if (!rq->argbuf)
+        return request_finish(rq, 1, "vigil %s needs the master, and %s\n", c->words, why);
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(argv[i]) + 1;
+        memcpy(rq->argbuf + off, argv[i], l);
+        off += l;
+    }
+    rq->argc = argc;
+    rq->flags = flags;
+    rq->kind = RQ_PARKED;
+    rq->deadline = now_ms() + 10000;
+    snprintf(rq->text, sizeof rq->text, "vigil %s needs the master, and %s (waited 10 s)", c->words, why);
+}
+
+void command_retry_parked(void)
+{
+    for (struct request *rq = D.requests, *next; rq; rq = next) {
+        next = rq->next;
+        if (rq->kind != RQ_PARKED || !rq->argbuf)
+            continue;
+        char *argv[260];
+        char *p = rq->argbuf;
+        for (int i = 0; i < rq->argc && i < 256; i++) {
+            argv[i] = p;
+            p += strlen(p) + 1;
+        }
+        argv[rq->argc] = NULL;
+        /* argv points into rq->argbuf, freed with rq: command_run uses argv
+         * only before it answers */
+        command_run(rq, rq->argc, argv, rq->flags, false);
+    }
+}
+
+void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool forwarded)
+{
+    int nw;
+    const struct vigil_cmd *c = vigil_cmd_match(argc, argv, &nw);
+    bool json = flags & VIGIL_FLAG_JSON;
+    char err[512] = "";
+    struct out o = {0};
+    if (!c)
+        return request_finish(rq, 2, "unknown command '%s' (see vigil --help)\n", argv[0]);
+    if (c->issue)
+        return request_finish(rq, 3, "vigil %s: not available yet (it arrives with issue %s)\n", c->words, c->issue);
+    if (forwarded && !needs_master(c->id))
+        return request_finish(rq, 2, "vigil %s is not a command for the master\n", c->words);
+    if (c->id == C_STATUS) {
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil status [--json]\n");
+        status(&o, json);
+        return finish_out(rq, 0, &o);
+    }
+    if (c->id == C_POOL_CREATE || c->id == C_POOL_JOIN) {
+        if (D.in_pool)
+            return request_finish(rq, 1, "this host is already in pool %s: leave it first (vigil pool leave)\n",
+                                  D.db.pool_name);
+        int rc;
+        if (c->id == C_POOL_CREATE) {
+            long tok = 1000;
+            const char *name = NULL;
+            for (int i = nw; i < argc; i++) {
+                if (!strcmp(argv[i], "--token-ms") && i + 1 < argc) {
+                    if (ha_parse_int(argv[++i], 200, 60000, &tok) < 0)
+                        return request_finish(rq, 2, "--token-ms: '%s' is not a number of milliseconds in 200..60000\n",
+                                              argv[i]);
+                } else if (argv[i][0] != '-' && !name)
+                    name = argv[i];
+                else
+                    return request_finish(rq, 2, "usage: vigil pool create NAME [--token-ms N] ('%s'?)\n", argv[i]);
+            }
+            if (!name)
+                return request_finish(rq, 2, "usage: vigil pool create NAME [--token-ms N]\n");
+            rc = pool_create(rq, name, tok, err, sizeof err);
+        } else {
+            const char *addr = NULL, *tok = NULL;
+            for (int i = nw; i < argc; i++) {
+                if (!strcmp(argv[i], "--token") && i + 1 < argc)
+                    tok = argv[++i];
+                else if (argv[i][0] != '-' && !addr)
+                    addr = argv[i];
+                else
+                    return request_finish(rq, 2, "usage: vigil pool join MASTER_ADDRESS --token TOKEN ('%s'?)\n",
+                                          argv[i]);
+            }
+            if (!addr || !tok)
+                return request_finish(rq, 2, "usage: vigil pool join MASTER_ADDRESS --token TOKEN\n");
+            rc = pool_join(rq, addr, tok, err, sizeof err);
+        }
+        if (rc < 0)
+            request_finish(rq, 1, "%s\n", err);
+        return;
+    }
+    if (c->id == C_EVENTS) { /* this host's log: in a pool or not */
+        int rc = events(&o, argc - nw, argv + nw, json, err, sizeof err);
+        if (rc) {
+            free(o.p);
+            return request_finish(rq, rc, "%s\n", err);
+        }
+        return finish_out(rq, 0, &o);
+    }
+    if (!D.in_pool)
+        return request_finish(rq, 1, "this host is in no pool: create one (vigil pool create NAME) or join one "
+                                     "(vigil pool join ADDRESS --token TOKEN)\n");
+    if (needs_master(c->id)) {
+        if (forwarded || pool_is_master()) {
+            if (c->id == C_POOL_LEAVE && !forwarded)
+                rq->kind = RQ_LEAVE; /* answered once this host is out */
+            return master_run(rq, c, argc, argv, nw);
+        }
+        char why[256];
+        if (pool_master(why, sizeof why) == HA_NO_HOST) {
+            if (D.connected && !D.synced && rq->kind != RQ_PARKED)
+                return park(rq, argc, argv, flags, c, why);
+            if (rq->kind != RQ_PARKED || now_ms() >= rq->deadline || D.synced)
+                return request_finish(rq, 1, "vigil %s needs the master, and %s\n", c->words, why);
+            return; /* still parked */
+        }
+        rq->kind = RQ_COMMIT;
+        if (c->id == C_POOL_LEAVE)
+            rq->kind = RQ_LEAVE;
+        return forward(rq, argc, argv, flags);
+    }
+    switch (c->id) {
+    case C_POOL_SHOW:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil pool show [--json]\n");
+        pool_show(&o, json);
+        break;
+    case C_HOST_LIST:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil host list [--json]\n");
+        host_list(&o, json);
+        break;
+    case C_HOST_SHOW: {
+        if (argc != nw + 1)
+            return request_finish(rq, 2, "usage: vigil host show HOST [--json]\n");
+        int h = ha_db_find_host(&D.db, argv[nw]);
+        if (h < 0)
+            return request_finish(rq, 1, "no host named '%s' in pool %s\n", argv[nw], D.db.pool_name);
+        if (json) {
+            host_json(&o, h);
+            outf(&o, "\n");
+        } else {
+            const struct ha_db_host *x = &D.db.host[h];
+            outf(&o, "host %s\n  address      %s\n  node id      %u\n  in the pool  %s\n  state        %s\n"
+                     "  member now   %s\n  role         %s\n  maintenance  %s\n  memory       %" PRIu64 " MiB\n"
+                     "  cpus         %d\n",
+                 x->name, x->addr, x->nodeid, x->joined ? "yes" : "no (left)", host_state(h),
+                 pool_view() & HA_BIT(h) ? "yes" : "no", D.db.master == h ? "master" : "member",
+                 x->maintenance ? "on" : "off", x->mem_mb, x->cpus);
+        }
+        break;
+    }
+    case C_RULE_LIST:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil rule list [--json]\n");
+        rule_list(&o, json);
+        break;
+    case C_HA_PLAN:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil ha plan [--json]\n");
+        plan(&o, json);
+        break;
+    case C_VM_EXPLAIN: {
+        if (argc != nw + 1)
+            return request_finish(rq, 2, "usage: vigil vm explain VM\n");
+        int v = ha_db_find_vm(&D.db, argv[nw]);
+        if (v < 0)
+            return request_finish(rq, 1, "no VM named '%s' in pool %s (VMs enter the pool with vm import, issue "
+                                         "[libvirt])\n", argv[nw], D.db.pool_name);
+        char buf[1024];
+        ha_core_explain(D.core, v, buf, sizeof buf);
+        outf(&o, "%s\n", buf);
+        break;
+    }
+    default:
+        return request_finish(rq, 3, "vigil %s: not available yet\n", c->words);
+    }
+    finish_out(rq, 0, &o);
+}
