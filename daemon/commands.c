@@ -452,7 +452,7 @@ static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, 
     for (int i = 0; i < argc; i++)
         snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s", i ? " " : "", argv[i]);
     snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, rq->from);
-    audit(LOG_NOTICE, actor, NULL, "vigil %s", line);
+    audit(LOG_NOTICE, actor, "an operator command, carried out by the master", "vigil %s", line);
     char err[256];
     switch (c->id) {
     case C_POOL_TOKEN: {

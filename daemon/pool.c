@@ -418,7 +418,7 @@ static void on_quorum(void *ctx, bool quorate)
 {
     (void)ctx;
     if (D.quorate != quorate)
-        audit(LOG_NOTICE, "corosync", NULL, "this host is %s", quorate ? "in a quorate partition" : "not quorate");
+        audit(LOG_NOTICE, "corosync", "votequorum", "this host is %s", quorate ? "in a quorate partition" : "not quorate");
     D.quorate = quorate;
     core_membership();
 }
@@ -702,7 +702,7 @@ static void js_stage_done(struct join_job *j, struct request *rq, int status, co
     else {
         r->nodeid = D.db.host[h].nodeid;
         r->status = 0;
-        audit(LOG_NOTICE, "vigild", NULL, "%s (%s, node %u) admitted to pool %s; sending it the pool's keys and database",
+        audit(LOG_NOTICE, "vigild", "its token was valid and the pool stored it", "%s (%s, node %u) admitted to pool %s; sending it the pool's keys and database",
               j->req.name, j->req.address, r->nodeid, D.db.pool_name);
         js_answer(j, 0, "%s", "");
     }
@@ -720,7 +720,8 @@ static int32_t js_ready(int32_t fd, int32_t revents, void *data)
         free(j);
         return 0;
     }
-    audit(LOG_NOTICE, "vigild", NULL, "host %s (%s) asks to join from %s", j->req.name, j->req.address, j->peer);
+    audit(LOG_NOTICE, "vigild", "a join request on the join port", "host %s (%s) asks to join from %s",
+          j->req.name, j->req.address, j->peer);
     j->next = js_jobs;
     js_jobs = j;
     js_handle(j);
@@ -861,7 +862,7 @@ static int pool_enter(char *err, size_t errlen)
         if (run_command("corosync_start", D.cfg.corosync_start, 30, e2, sizeof e2) < 0)
             audit(LOG_ERR, "vigild", e2, "corosync did not start; vigild keeps trying to reach it");
         else
-            audit(LOG_NOTICE, "vigild", NULL, "started corosync (%s)", D.cfg.corosync_start);
+            audit(LOG_NOTICE, "vigild", "this host is in a pool and corosync was not running", "started corosync (%s)", D.cfg.corosync_start);
     }
     D.core = ha_core_new(&D.db, D.self);
     D.rep = replica_new(&D.db, D.nodeid, &rops);
@@ -927,7 +928,8 @@ static void leave_now(void *data)
     /* the key opens the pool's network: a host that left keeps none */
     if (unlink(D.cfg.corosync_authkey) < 0 && errno != ENOENT)
         qb_log(LOG_WARNING, "cannot remove %s: %s", D.cfg.corosync_authkey, strerror(errno));
-    audit(LOG_NOTICE, "vigild", NULL, "this host left pool %s; corosync stopped", name);
+    audit(LOG_NOTICE, "vigild", "the master removed it from the pool database", "this host left pool %s; corosync stopped",
+          name);
     pool_check_waiters();
 }
 
@@ -1084,7 +1086,10 @@ int pool_create(struct request *rq, const char *name, long token_ms, char *err, 
     }
     ha_db_free(&D.db);
     D.db = db;
-    audit(LOG_NOTICE, "operator", NULL, "pool %s created on %s (uuid %s)", name, D.cfg.name, D.db.pool_uuid);
+    char actor[96];
+    snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, D.cfg.name);
+    audit(LOG_NOTICE, actor, "vigil pool create", "pool %s created on %s (uuid %s, no heartbeat disk)", name,
+          D.cfg.name, D.db.pool_uuid);
     rc = pool_enter(err, errlen);
     if (rc < 0)
         return rc;
@@ -1158,7 +1163,10 @@ int pool_join(struct request *rq, const char *addr, const char *token, char *err
     }
     ha_db_free(&D.db);
     D.db = db;
-    audit(LOG_NOTICE, "operator", NULL, "joined pool %s through the master at %s (node %u)", D.db.pool_name, addr,
+    char actor[96], reason[160];
+    snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, D.cfg.name);
+    snprintf(reason, sizeof reason, "vigil pool join, with a token of the master at %s", addr);
+    audit(LOG_NOTICE, actor, reason, "host %s joined pool %s (node %u)", D.cfg.name, D.db.pool_name,
           D.db.host[h].nodeid);
     rc = pool_enter(err, errlen);
     if (rc < 0)

@@ -416,7 +416,7 @@ int main(int argc, char **argv)
         qb_ipcs_destroy(D.ipcs);
         return 1;
     }
-    audit(LOG_NOTICE, "vigild", NULL, "vigild started (%s)", D.in_pool ? "member of a pool" : "in no pool");
+    audit(LOG_NOTICE, "vigild", D.config_path, "vigild started (%s)", D.in_pool ? "member of a pool" : "in no pool");
     qb_loop_run(D.loop);
     while (D.requests)
         request_finish(D.requests, 3, "vigild is stopping\n");
