@@ -393,8 +393,11 @@ int pool_propose(const struct ha_change *c, struct request *rq)
                            rc == -ENOTCONN ? "corosync is not reachable" : strerror(-rc));
         return rc;
     }
-    if (rq)
-        rq->commits++;
+    if (rq) {
+        rq->last = *c;
+        if (++rq->commits > rq->inflight_max)
+            rq->inflight_max = rq->commits;
+    }
     return 0;
 }
 
@@ -806,6 +809,15 @@ static void ops_done(void *ctx, uint64_t tag, int status, const char *why)
     if (!rq)
         return;
     rq->commits--;
+    /* a sync round dropped it everywhere: propose it again, if it was the
+     * only one in flight (so the order of a request's changes holds) */
+    if (status == -ESTALE && rq->inflight_max == 1 && rq->retries < 3 && D.rep &&
+        replica_propose(D.rep, &rq->last, rq->id) == 0) {
+        rq->retries++;
+        rq->commits++;
+        qb_log(LOG_INFO, "a change arrived during a sync round and was dropped by every member: proposed again");
+        return;
+    }
     struct join_job *j = js_of(tag);
     if (j) {
         js_stage_done(j, rq, status, why);

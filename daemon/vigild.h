@@ -38,6 +38,9 @@ struct request {
     char from[HA_NAME_MAX];     /* host name the command came from */
     uint64_t deadline;          /* ms (monotonic): answer "not confirmed" then */
     int commits;                /* proposals not done yet */
+    int inflight_max;           /* most proposals in flight at once */
+    int retries;                /* proposals made again after a sync round dropped them */
+    struct ha_change last;      /* the latest proposal */
     int code;                   /* exit code so far: 0 ok, 1 refused */
     bool answered_core;         /* the core gave its CMD_DONE */
     enum { RQ_COMMIT, RQ_FORWARD, RQ_CREATE, RQ_JOIN, RQ_LEAVE, RQ_TOKEN, RQ_JOINSRV, RQ_PARKED } kind;

@@ -424,8 +424,9 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
     if (why) {
         if (r->ops.log && !mine && r->complete)
             r->ops.log(r->ops.ctx, LOG_INFO, "dropped a change from node %u: %s", sender, why);
+        /* -ESTALE: every member dropped it alike, so proposing it again is safe */
         if (pi < r->npend)
-            finish(r, pi, -EPERM, why);
+            finish(r, pi, r->complete ? -EPERM : -ESTALE, why);
         return;
     }
     if (r->ops.applied)

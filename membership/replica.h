@@ -62,7 +62,10 @@ struct replica_ops {
     /* the sync round completed: the database is the pool's */
     void (*synced)(void *ctx);
     /* outcome of a proposal with a non-zero tag: 0 = acknowledged by every
-     * member of the view; otherwise -errno and why */
+     * member of the view; otherwise -errno and why.  -ESTALE: it arrived
+     * during a sync round and every member dropped it, so it may be
+     * proposed again; -EPERM: refused (not the master, does not apply);
+     * -EAGAIN: lost in a membership change (it may or may not be kept) */
     void (*done)(void *ctx, uint64_t tag, int status, const char *why);
     /* a line worth logging */
     void (*log)(void *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
