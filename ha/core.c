@@ -517,7 +517,7 @@ static void sync_vms(struct ha_core *c)
     for (int v = c->nvm; v < c->db->nvms; v++)
         nv[v] = (struct vm_rt){.obs_host = HA_NO_HOST, .obs_to = HA_NO_HOST, .op_host = HA_NO_HOST,
                                .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST,
-                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST};
+                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST, .unconfirmed = HA_NO_HOST};
     c->vm = nv;
     c->nvm = c->db->nvms;
 }
@@ -577,8 +577,11 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
                   ev->u.membership.quorate ? "quorate" : "not quorate");
         c->inventory &= m; /* a host that left must send its full list again */
         for (int h = 0; h < c->db->nhosts; h++)
-            if (m & ~c->members & HA_BIT(h))
+            if (m & ~c->members & HA_BIT(h)) {
                 c->slot[h].sf_valid = false; /* it came back: an older record proves nothing */
+                if (h != c->self)
+                    vms_unconfirm(c, h);
+            }
         for (int h = 0; h < c->db->nhosts; h++)
             if ((m & ~c->members & HA_BIT(h)) || !c->have_membership) {
                 c->gain_seq[h] = c->report_seq;
@@ -612,10 +615,15 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
             c->vm[ev->u.load.vm].load = ev->u.load.cpu_pct;
         break;
     case HA_EV_INVENTORY:
-        if (valid_host(c, ev->u.report.host)) {
+        /* a list from a host outside our view was sent before it left: it
+         * must send a new one when it comes back */
+        if (valid_host(c, ev->u.report.host) && (c->members & HA_BIT(ev->u.report.host))) {
             int h = ev->u.report.host;
             c->inventory |= HA_BIT(h);
             c->inv_seq[h] = ++c->report_seq;
+            for (int v = 0; v < c->nvm; v++)
+                if (c->vm[v].unconfirmed == h)
+                    c->vm[v].unconfirmed = HA_NO_HOST; /* its list says where it is now */
             /* the list is complete: what we knew of h from before it
              * (re)joined and it did not report again is not there */
             for (int v = 0; v < c->nvm; v++)

@@ -46,6 +46,8 @@ struct vm_rt {
     uint64_t obs_seq; /* report counter when obs was last set */
     uint64_t obs_op;  /* operation id carried by the report that set obs */
     int arriving;     /* its source reported it gone mid-migration: it may be on this host */
+    int unconfirmed;  /* seen on this host before the host left our view; it came back and its
+                       * new inventory has not arrived: the VM may or may not still be there */
     uint64_t query_seq; /* report_seq when we asked `arriving`/migration target for its list */
     ha_ms query_at;
     int lost_from;    /* the host whose fence made it need recovery */
@@ -165,6 +167,7 @@ void master_command(struct ha_core *c, const struct ha_cmd *cmd);
 void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to, uint64_t op);
 void vm_failed(struct ha_core *c, int vm, uint64_t op, const char *why);
 void vms_host_fenced(struct ha_core *c, int h);
+void vms_unconfirm(struct ha_core *c, int h);
 ha_ms ops_next_deadline(const struct ha_core *c);
 
 #endif

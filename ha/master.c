@@ -157,16 +157,37 @@ void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
     }
 }
 
+/* h entered our view again.  What we saw running there is from before it
+ * left: since then it may have crashed, been fenced, rebooted, or the VM
+ * may have been restarted elsewhere by another master.  Such a sighting
+ * proves neither that the VM runs there (so it is never written into the
+ * database as its placement, nor migrated or stopped from there) nor that
+ * it does not: the VM may be there until h's new inventory says. */
+void vms_unconfirm(struct ha_core *c, int h)
+{
+    for (int v = 0; v < c->nvm; v++) {
+        struct vm_rt *rt = &c->vm[v];
+        if (rt->obs_host == h && obs_present(rt->obs)) {
+            rt->unconfirmed = h;
+            rt->obs_host = HA_NO_HOST;
+            rt->obs = HA_OBS_NONE;
+            rt->obs_to = HA_NO_HOST;
+        }
+    }
+}
+
 /* Everything that ran on h is off now. */
 void vms_host_fenced(struct ha_core *c, int h)
 {
     for (int v = 0; v < c->nvm; v++) {
         struct vm_rt *rt = &c->vm[v];
-        bool was_here = rt->obs_host == h && obs_present(rt->obs);
+        bool was_here = (rt->obs_host == h && obs_present(rt->obs)) || rt->unconfirmed == h;
         if (rt->obs_host == h) {
             rt->obs_host = HA_NO_HOST;
             rt->obs = HA_OBS_NONE;
         }
+        if (rt->unconfirmed == h)
+            rt->unconfirmed = HA_NO_HOST;
         if ((rt->op == OP_START && rt->op_host == h) || (rt->op == OP_MIGRATE && rt->op_host == h)) {
             rt->op = OP_NONE;
             was_here = true;
@@ -187,7 +208,7 @@ void vms_host_fenced(struct ha_core *c, int h)
 static bool owns_vms(const struct ha_core *c, int h)
 {
     for (int v = 0; v < c->nvm; v++)
-        if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) ||
+        if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) || c->vm[v].unconfirmed == h ||
             (c->db->vm[v].host == h && c->db->vm[v].want_running) || c->db->vm[v].migrating_to == h ||
             (c->vm[v].op != OP_NONE && (c->vm[v].op_host == h || c->vm[v].op_to == h)))
             return true;
@@ -278,8 +299,9 @@ static void wait_for_fence_reason(struct ha_core *c, int v, int h)
 }
 
 /* A VM not seen running anywhere may still run where the pool last put it
- * (or, mid-migration, at either end).  It may start elsewhere only once each
- * such host is fenced, or alive and has listed every VM it runs. */
+ * (or, mid-migration, at either end, or where we saw it before that host
+ * left our view and came back).  It may start elsewhere only once each such
+ * host is fenced, or alive and has listed every VM it runs. */
 #define QUERY_RETRY 5000
 
 static bool may_be_elsewhere_ok(struct ha_core *c, int v)
@@ -287,8 +309,8 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
     const struct ha_db *db = c->db;
     const struct ha_db_vm *d = &db->vm[v];
     struct vm_rt *rt = &c->vm[v];
-    int where[3] = {d->host, d->migrating_to, rt->arriving};
-    for (int i = 0; i < 3; i++) {
+    int where[4] = {d->host, rt->unconfirmed, d->migrating_to, rt->arriving};
+    for (int i = 0; i < 4; i++) {
         int x = where[i];
         if (x == HA_NO_HOST || !db->host[x].joined)
             continue;
@@ -303,8 +325,8 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
             snprintf(rt->reason, sizeof rt->reason, "waiting for %s to report the VMs it runs", hname(c, x));
             return false;
         }
-        if (i == 0)
-            continue;
+        if (i <= 1)
+            continue; /* its full list since it (re)entered our view says where the VM is not */
         /* A migration whose outcome is unknown: the destination may hold
          * it, and its reports may cross the source's.  Ask it for its full
          * list, and go on only with a list newer than the question. */
