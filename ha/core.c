@@ -261,8 +261,18 @@ static bool corosync_only_master(struct ha_core *c, enum ha_side side)
         c->master_sent = db->master_epoch + 1;
         logf_(c, "designated master", "handing the master role to %s", hname(c, want));
         commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = want, .vm = -1});
+    } else if (db->master == c->self && c->office_epoch != db->master_epoch &&
+               c->master_sent != db->master_epoch + 1) {
+        /* The record names us from before vigild (re)started here: that
+         * was another life of this host, with its own orders and operation
+         * ids.  Take office in an epoch of our own, so that agents can tell
+         * our orders from the old ones and no operation id is reused. */
+        c->master_sent = db->master_epoch + 1;
+        logf_(c, "the pool database names this host master from before vigild started here",
+              "taking office again (epoch %llu)", (unsigned long long)db->master_epoch + 1);
+        commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = c->self, .vm = -1});
     }
-    return db->master == c->self;
+    return db->master == c->self && c->office_epoch == db->master_epoch;
 }
 
 /* Runs once per successful disk read; returns whether to write the lease. */
@@ -534,6 +544,7 @@ struct ha_core *ha_core_new(const struct ha_db *db, int self)
     c->lease_owner = HA_NO_HOST;
     c->members = HA_BIT(self);
     c->started = -1;
+    c->epoch_seen = db->master_epoch; /* an epoch older than this core is not its own */
     for (int h = 0; h < HA_MAX_HOSTS; h++)
         c->verdict[h] = HA_UNKNOWN;
     sync_vms(c);
@@ -561,6 +572,13 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     sync_vms(c);
     if (c->self_fenced)
         return;
+    if (c->db->master_epoch != c->epoch_seen) {
+        /* a MASTER change applied while we run: if it names us, this core
+         * took office in it (a takeover or a handoff seen live) */
+        c->epoch_seen = c->db->master_epoch;
+        if (c->db->master == c->self)
+            c->office_epoch = c->epoch_seen;
+    }
     if (c->master && !c->db->set.heartbeat_disk && c->db->master != c->self) {
         /* the pool made another host master: not one more order from us */
         c->master = false;

@@ -93,6 +93,9 @@ struct ha_core {
     uint64_t inv_seq[HA_MAX_HOSTS]; /* report_seq value of each host's latest full inventory */
     bool pill_at_start;   /* a fence request was pending in our mailbox at our first read */
     uint64_t master_sent; /* corosync-only: 1 + the epoch a MASTER change of ours was sent for */
+    uint64_t epoch_seen;  /* corosync-only: the master epoch at our last step */
+    uint64_t office_epoch; /* corosync-only: an epoch that named us and began while this core ran
+                            * (0: none); only then do we act as master */
     uint64_t lease_epoch; /* lease counter when we took the lease: stamped on our orders */
     uint64_t op_seq;      /* VM operation ids */
     ha_ms member_since[HA_MAX_HOSTS]; /* when the host last entered our corosync view */

@@ -576,6 +576,43 @@ static const struct ha_action *find_commit(const struct rig *r, enum ha_change_t
     return NULL;
 }
 
+START_TEST(nodisk_restarted_master_takes_a_new_epoch)
+{
+    /* The database names h1 master from a life before this core: it takes
+     * office in an epoch of its own before it orders anything. */
+    struct rig r;
+    setup_nodisk(&r, 0);
+    membership(&r, 7, true);
+    const struct ha_action *a = find_commit(&r, HA_CHG_MASTER);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->change.host, 0);
+    ck_assert(!ha_core_is_master(r.c));
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    ck_assert_uint_eq(r.db.master_epoch, 2);
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    for (int h = 0; h < 3; h++)
+        inventory(&r, h);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    for (size_t i = 0; i < r.acts.n; i++)
+        if (r.acts.v[i].type == HA_ACT_VM_START) {
+            ck_assert_uint_eq(r.acts.v[i].epoch, 2);
+            ck_assert_uint_eq(r.acts.v[i].op >> 32, 2); /* no id of the old life is reused */
+        }
+    db_event(&r);
+    ck_assert_ptr_null(find_commit(&r, HA_CHG_MASTER)); /* once in office, it stays */
+    teardown(&r);
+    /* a takeover seen live is this core's own office */
+    setup_nodisk(&r, -1);
+    membership(&r, 7, true);
+    ck_assert_ptr_nonnull(find_commit(&r, HA_CHG_MASTER));
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    ck_assert_uint_eq(r.db.master_epoch, 1);
+    teardown(&r);
+}
+END_TEST
+
 START_TEST(nodisk_stale_sighting_proves_nothing)
 {
     /* h1 saw web1 on h3, then sat alone.  Meanwhile the master h2 moved
@@ -661,6 +698,7 @@ int main(void)
     tcase_add_test(t, msgwait_needs_a_silent_target);
     tcase_add_test(t, pending_pill_at_start);
     tcase_add_test(t, commands_refused_with_reasons);
+    tcase_add_test(t, nodisk_restarted_master_takes_a_new_epoch);
     tcase_add_test(t, nodisk_stale_sighting_proves_nothing);
     tcase_add_test(t, nodisk_sighting_waits_for_the_new_inventory);
     suite_add_tcase(s, t);
