@@ -76,6 +76,7 @@ struct sim {
     /* [rcv][from]: a message from `from` to `rcv` waits for retransmission
      * until then; later ones queue behind it (CPG is FIFO per sender) */
     ha_ms held[HA_MAX_HOSTS][HA_MAX_HOSTS];
+    uint64_t db_ev_boot[HA_MAX_HOSTS]; /* boot id an HA_EV_DB is queued for (0: none) */
     bool last_cmd_refused;
     bool have_cmd;
     char last_cmd_msg[HA_REASON_MAX];
@@ -422,6 +423,18 @@ static void do_vm_migrate(struct sim *S, int master, const struct ha_action *a)
 }
 
 
+/* Every member applied a change: each running core hears of it in this
+ * instant (one HA_EV_DB for any number of changes), and acts on the new
+ * database, as vigild does after its replica applies changes. */
+static void db_changed(struct sim *S)
+{
+    for (int h = 0; h < S->db.nhosts; h++)
+        if (up(S, h) && S->db_ev_boot[h] != S->h[h].boot) {
+            S->db_ev_boot[h] = S->h[h].boot;
+            push(S, S->now, Q_DB, h, -1, 0, S->h[h].boot);
+        }
+}
+
 static void do_commit(struct sim *S, int master, const struct ha_change *c)
 {
     if (!ha_change_allowed(&S->db, master, S->h[master].view | HA_BIT(master), c)) {
@@ -435,16 +448,11 @@ static void do_commit(struct sim *S, int master, const struct ha_change *c)
         violation(S, "%s committed a change the database rejects (type %d)", H(S, master), c->type);
         return;
     }
+    db_changed(S);
     switch (c->type) {
     case HA_CHG_HOST_FENCED:
         if (c->arg)
             S->fenced_at[c->host] = S->now;
-        break;
-    case HA_CHG_MASTER:
-        /* every member learns it at once: let them act on it in this instant */
-        for (int h = 0; h < S->db.nhosts; h++)
-            if (up(S, h))
-                push(S, S->now, Q_DB, h, -1, 0, S->h[h].boot);
         break;
     case HA_CHG_HOST_JOIN:
         schedule_membership(S, S->db.set.token_timeout);
@@ -1210,6 +1218,8 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             deliver_membership(S);
             break;
         case Q_DB:
+            if (S->db_ev_boot[e.host] == e.id)
+                S->db_ev_boot[e.host] = 0;
             if (up(S, e.host) && S->h[e.host].boot == e.id) {
                 struct ha_event ev = {.type = HA_EV_DB, .now = S->now};
                 step(S, e.host, &ev);
