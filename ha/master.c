@@ -480,8 +480,12 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         }
         if (h == HA_NO_HOST) {
             snprintf(rt->reason, sizeof rt->reason, "waiting: %s", why);
-            if (rt->avoid_host != HA_NO_HOST)
+            if (rt->avoid_host != HA_NO_HOST) {
                 rt->avoid_host = HA_NO_HOST; /* give the failed host another chance next time */
+                /* and make sure there is a next time: without a heartbeat
+                 * disk no periodic event would wake us */
+                rt->retry_at = c->now + RETRY_DELAY;
+            }
         }
     }
     free(todo);
