@@ -245,6 +245,18 @@ static void reconcile_hosts(struct ha_core *c)
             }
             continue;
         }
+        if (f->phase != F_IDLE && !db->set.heartbeat_disk && (c->members & HA_BIT(h)) &&
+            (!f->member_at_start || c->member_since[h] > f->started) && (c->inventory & HA_BIT(h))) {
+            /* Corosync-only: it came back into our quorate partition before
+             * its fence was confirmed (its BMC did not answer), and has
+             * listed every VM it runs since.  Nothing lost with it was
+             * started elsewhere (that waits for the confirmation), and its
+             * list now says what runs there: the fence has nothing left to
+             * protect, and without a disk level it might never end. */
+            logf_(c, "it is back in the quorate partition and has listed the VMs it runs",
+                  "fence of %s called off", hname(c, h));
+            *f = (struct fence_state){0};
+        }
         if (f->phase != F_IDLE || c->verdict[h] == HA_ALIVE)
             continue;
         if (!(c->seen_alive & HA_BIT(h)) && !owns_vms(c, h))
@@ -316,7 +328,14 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
             continue;
         if (fenced_now(c, x))
             continue;
-        if (!host_alive(c, x)) {
+        /* Corosync-only: a host in our view whose full list we hold since
+         * it entered it says what runs there (its reports reach us in
+         * order), even while a fence of it is pending.  Without a disk
+         * level such a fence ends only when the BMC answers: an operator's
+         * fence of a live host whose BMC is broken would otherwise hold
+         * its VMs forever.  (With a heartbeat disk the pill ends it.) */
+        bool listed = !db->set.heartbeat_disk && (c->members & HA_BIT(x)) && (c->inventory & HA_BIT(x));
+        if (!host_alive(c, x) && !listed) {
             /* even a VM seen crashed there may have been restarted there since */
             wait_for_fence_reason(c, v, x);
             return false;
