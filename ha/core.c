@@ -527,7 +527,8 @@ static void sync_vms(struct ha_core *c)
     for (int v = c->nvm; v < c->db->nvms; v++)
         nv[v] = (struct vm_rt){.obs_host = HA_NO_HOST, .obs_to = HA_NO_HOST, .op_host = HA_NO_HOST,
                                .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST,
-                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST, .unconfirmed = HA_NO_HOST};
+                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST, .unconfirmed = HA_NO_HOST,
+                               .obs_placed = HA_NO_HOST, .unc_placed = HA_NO_HOST};
     c->vm = nv;
     c->nvm = c->db->nvms;
 }

@@ -49,6 +49,8 @@ struct vm_rt {
     int arriving;     /* its source reported it gone mid-migration: it may be on this host */
     int unconfirmed;  /* seen on this host before the host left our view; it came back and its
                        * new inventory has not arrived: the VM may or may not still be there */
+    int obs_placed;   /* the database's placement of it when obs was last set */
+    int unc_placed;   /* ... when the sighting now `unconfirmed` was made */
     uint64_t query_seq; /* report_seq when we asked `arriving`/migration target for its list */
     ha_ms query_at;
     int lost_from;    /* the host whose fence made it need recovery */

@@ -102,6 +102,7 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, ui
         rt->arriving = HA_NO_HOST;
         rt->query_seq = 0; /* seen: no question pending */
         rt->obs_host = host;
+        rt->obs_placed = c->db->vm[v].host;
         rt->obs = st;
         rt->obs_to = st == HA_OBS_MIGRATING ? to : HA_NO_HOST;
         if (st == HA_OBS_RUNNING) {
@@ -169,6 +170,7 @@ void vms_unconfirm(struct ha_core *c, int h)
         struct vm_rt *rt = &c->vm[v];
         if (rt->obs_host == h && obs_present(rt->obs)) {
             rt->unconfirmed = h;
+            rt->unc_placed = rt->obs_placed;
             rt->obs_host = HA_NO_HOST;
             rt->obs = HA_OBS_NONE;
             rt->obs_to = HA_NO_HOST;
@@ -310,6 +312,18 @@ static void wait_for_fence_reason(struct ha_core *c, int v, int h)
     set_reason(&c->vm[v], buf);
 }
 
+/* A sighting of VM v on host x, made when the database placed v on `placed`,
+ * that the database has overtaken: a master has since placed v elsewhere (not
+ * as a migration from x), which it did only after making sure v was not on
+ * x any more.  Only for a host we cannot hear now: the reports of a host in
+ * our view are current, and they win. */
+static bool sighting_overtaken(const struct ha_core *c, int v, int x, int placed)
+{
+    const struct ha_db_vm *d = &c->db->vm[v];
+    return !host_alive(c, x) && !(c->members & HA_BIT(x)) && d->host != HA_NO_HOST && d->host != x &&
+           d->host != placed && d->migrating_to != x;
+}
+
 /* A VM not seen running anywhere may still run where the pool last put it
  * (or, mid-migration, at either end, or where we saw it before that host
  * left our view and came back).  It may start elsewhere only once each such
@@ -326,7 +340,7 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
         int x = where[i];
         if (x == HA_NO_HOST || !db->host[x].joined)
             continue;
-        if (fenced_now(c, x))
+        if (fenced_now(c, x) || (i == 1 && sighting_overtaken(c, v, x, rt->unc_placed)))
             continue;
         /* Corosync-only: a host in our view whose full list we hold since
          * it entered it says what runs there (its reports reach us in
@@ -400,8 +414,9 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
                 snprintf(rt->reason, sizeof rt->reason, "running on %s, which is not in the pool", hname(c, at));
                 continue;
             }
-            if (fenced_now(c, at)) {
-                rt->obs = HA_OBS_NONE; /* its host is off: so is it */
+            if (fenced_now(c, at) || sighting_overtaken(c, v, at, rt->obs_placed)) {
+                /* its host is off, or a later master moved it away: not there */
+                rt->obs = HA_OBS_NONE;
                 rt->obs_host = HA_NO_HOST;
                 at = HA_NO_HOST;
             } else if (!host_alive(c, at)) {
