@@ -327,6 +327,20 @@ static bool lease_step(struct ha_core *c, int *owner, uint64_t *counter)
     return false;
 }
 
+/* The end of a term as master.  Fence records (running, confirmed) are the
+ * master's working state for its own term; the pool database keeps what
+ * outlives it (the fenced flags).  Kept across terms, a fence confirmed
+ * long ago would be taken, when this host is master again, as proof that
+ * the host is off now, although it may have come back and failed again
+ * meanwhile (only a master's reconcile notices that a host is back).  A new
+ * term starts from the database, like any other new master. */
+static void step_down(struct ha_core *c)
+{
+    c->master = false;
+    for (int h = 0; h < c->db->nhosts; h++)
+        c->fence[h] = (struct fence_state){0};
+}
+
 /* ------------------------------------------------------------ self-fence */
 
 static bool runs_vms_here(const struct ha_core *c)
@@ -476,7 +490,7 @@ static void evaluate(struct ha_core *c)
         if (runs_vms_here(c) || c->lease != L_NONE)
             self_fence(c, why);
         else if (c->master)
-            c->master = false;
+            step_down(c);
     }
     if (c->self_fenced)
         return;
@@ -494,7 +508,10 @@ static void evaluate(struct ha_core *c)
               : master ? "holding the master lease on the winning side"
                        : "lease or partition lost",
               master ? "became master" : "no longer master");
-        c->master = master;
+        if (master)
+            c->master = true;
+        else
+            step_down(c);
     }
     if (c->master)
         master_reconcile(c);
@@ -582,7 +599,7 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     }
     if (c->master && !c->db->set.heartbeat_disk && c->db->master != c->self) {
         /* the pool made another host master: not one more order from us */
-        c->master = false;
+        step_down(c);
         logf_(c, "the pool database names another master", "no longer master");
     }
 
