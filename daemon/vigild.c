@@ -35,6 +35,7 @@ static struct {
     bool connected, quorate;
     ha_hostset members;
     qb_loop_timer_handle core_timer, wait_timer;
+    bool db_event_queued; /* an HA_EV_DB waits in the loop */
     qb_ipcs_service_t *ipcs;
     gid_t vigil_gid;
     bool have_vigil_gid;
@@ -65,8 +66,19 @@ static void on_core_timer(void *data)
     step(&ev);
 }
 
+/* The core acts on changes once they are applied (docs/core.md, driver
+ * guarantee 1): one HA_EV_DB, from the loop, for any number of changes. */
+static void on_db_applied(void *data)
+{
+    (void)data;
+    D.db_event_queued = false;
+    struct ha_event ev = {.type = HA_EV_DB};
+    step(&ev);
+}
+
 static void run_actions(void)
 {
+    bool applied = false;
     for (size_t i = 0; i < D.acts.n; i++) {
         const struct ha_action *a = &D.acts.v[i];
         switch (a->type) {
@@ -84,6 +96,8 @@ static void run_actions(void)
             /* single copy until the replicated database exists ([pool]) */
             if (ha_db_apply(&D.db, &a->change) < 0)
                 qb_log(LOG_ERR, "database change %d rejected", a->change.type);
+            else
+                applied = true;
             break;
         case HA_ACT_DISK_WRITE:
             break; /* no heartbeat disk yet ([disk]) */
@@ -97,6 +111,8 @@ static void run_actions(void)
             break;
         }
     }
+    if (applied && !D.db_event_queued && qb_loop_job_add(D.loop, QB_LOOP_MED, NULL, on_db_applied) == 0)
+        D.db_event_queued = true;
 }
 
 static void step(struct ha_event *ev)
