@@ -261,8 +261,18 @@ static bool corosync_only_master(struct ha_core *c, enum ha_side side)
         c->master_sent = db->master_epoch + 1;
         logf_(c, "designated master", "handing the master role to %s", hname(c, want));
         commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = want, .vm = -1});
+    } else if (db->master == c->self && c->office_epoch != db->master_epoch &&
+               c->master_sent != db->master_epoch + 1) {
+        /* The record names us from before vigild (re)started here: that
+         * was another life of this host, with its own orders and operation
+         * ids.  Take office in an epoch of our own, so that agents can tell
+         * our orders from the old ones and no operation id is reused. */
+        c->master_sent = db->master_epoch + 1;
+        logf_(c, "the pool database names this host master from before vigild started here",
+              "taking office again (epoch %llu)", (unsigned long long)db->master_epoch + 1);
+        commit(c, (struct ha_change){.type = HA_CHG_MASTER, .host = c->self, .vm = -1});
     }
-    return db->master == c->self;
+    return db->master == c->self && c->office_epoch == db->master_epoch;
 }
 
 /* Runs once per successful disk read; returns whether to write the lease. */
@@ -315,6 +325,20 @@ static bool lease_step(struct ha_core *c, int *owner, uint64_t *counter)
         return false;
     }
     return false;
+}
+
+/* The end of a term as master.  Fence records (running, confirmed) are the
+ * master's working state for its own term; the pool database keeps what
+ * outlives it (the fenced flags).  Kept across terms, a fence confirmed
+ * long ago would be taken, when this host is master again, as proof that
+ * the host is off now, although it may have come back and failed again
+ * meanwhile (only a master's reconcile notices that a host is back).  A new
+ * term starts from the database, like any other new master. */
+static void step_down(struct ha_core *c)
+{
+    c->master = false;
+    for (int h = 0; h < c->db->nhosts; h++)
+        c->fence[h] = (struct fence_state){0};
 }
 
 /* ------------------------------------------------------------ self-fence */
@@ -466,7 +490,7 @@ static void evaluate(struct ha_core *c)
         if (runs_vms_here(c) || c->lease != L_NONE)
             self_fence(c, why);
         else if (c->master)
-            c->master = false;
+            step_down(c);
     }
     if (c->self_fenced)
         return;
@@ -484,7 +508,10 @@ static void evaluate(struct ha_core *c)
               : master ? "holding the master lease on the winning side"
                        : "lease or partition lost",
               master ? "became master" : "no longer master");
-        c->master = master;
+        if (master)
+            c->master = true;
+        else
+            step_down(c);
     }
     if (c->master)
         master_reconcile(c);
@@ -517,7 +544,8 @@ static void sync_vms(struct ha_core *c)
     for (int v = c->nvm; v < c->db->nvms; v++)
         nv[v] = (struct vm_rt){.obs_host = HA_NO_HOST, .obs_to = HA_NO_HOST, .op_host = HA_NO_HOST,
                                .op_to = HA_NO_HOST, .avoid_host = HA_NO_HOST, .on_host = HA_NO_HOST,
-                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST};
+                               .lost_from = HA_NO_HOST, .arriving = HA_NO_HOST, .unconfirmed = HA_NO_HOST,
+                               .obs_placed = HA_NO_HOST, .unc_placed = HA_NO_HOST};
     c->vm = nv;
     c->nvm = c->db->nvms;
 }
@@ -534,6 +562,7 @@ struct ha_core *ha_core_new(const struct ha_db *db, int self)
     c->lease_owner = HA_NO_HOST;
     c->members = HA_BIT(self);
     c->started = -1;
+    c->epoch_seen = db->master_epoch; /* an epoch older than this core is not its own */
     for (int h = 0; h < HA_MAX_HOSTS; h++)
         c->verdict[h] = HA_UNKNOWN;
     sync_vms(c);
@@ -561,9 +590,16 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     sync_vms(c);
     if (c->self_fenced)
         return;
+    if (c->db->master_epoch != c->epoch_seen) {
+        /* a MASTER change applied while we run: if it names us, this core
+         * took office in it (a takeover or a handoff seen live) */
+        c->epoch_seen = c->db->master_epoch;
+        if (c->db->master == c->self)
+            c->office_epoch = c->epoch_seen;
+    }
     if (c->master && !c->db->set.heartbeat_disk && c->db->master != c->self) {
         /* the pool made another host master: not one more order from us */
-        c->master = false;
+        step_down(c);
         logf_(c, "the pool database names another master", "no longer master");
     }
 
@@ -577,8 +613,11 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
                   ev->u.membership.quorate ? "quorate" : "not quorate");
         c->inventory &= m; /* a host that left must send its full list again */
         for (int h = 0; h < c->db->nhosts; h++)
-            if (m & ~c->members & HA_BIT(h))
+            if (m & ~c->members & HA_BIT(h)) {
                 c->slot[h].sf_valid = false; /* it came back: an older record proves nothing */
+                if (h != c->self)
+                    vms_unconfirm(c, h);
+            }
         for (int h = 0; h < c->db->nhosts; h++)
             if ((m & ~c->members & HA_BIT(h)) || !c->have_membership) {
                 c->gain_seq[h] = c->report_seq;
@@ -612,10 +651,15 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
             c->vm[ev->u.load.vm].load = ev->u.load.cpu_pct;
         break;
     case HA_EV_INVENTORY:
-        if (valid_host(c, ev->u.report.host)) {
+        /* a list from a host outside our view was sent before it left: it
+         * must send a new one when it comes back */
+        if (valid_host(c, ev->u.report.host) && (c->members & HA_BIT(ev->u.report.host))) {
             int h = ev->u.report.host;
             c->inventory |= HA_BIT(h);
             c->inv_seq[h] = ++c->report_seq;
+            for (int v = 0; v < c->nvm; v++)
+                if (c->vm[v].unconfirmed == h)
+                    c->vm[v].unconfirmed = HA_NO_HOST; /* its list says where it is now */
             /* the list is complete: what we knew of h from before it
              * (re)joined and it did not report again is not there */
             for (int v = 0; v < c->nvm; v++)

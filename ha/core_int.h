@@ -22,6 +22,7 @@ struct fence_state {
     ha_ms done_at;     /* when we learned it is fenced */
     uint64_t seq_at_pill; /* its slot seq when we wrote the pill: msgwait needs it unchanged */
     bool disk_can_confirm;
+    bool member_at_start; /* it was in our corosync view when the fence began */
     char last_error[HA_REASON_MAX];
     char how[HA_REASON_MAX];
 };
@@ -46,6 +47,10 @@ struct vm_rt {
     uint64_t obs_seq; /* report counter when obs was last set */
     uint64_t obs_op;  /* operation id carried by the report that set obs */
     int arriving;     /* its source reported it gone mid-migration: it may be on this host */
+    int unconfirmed;  /* seen on this host before the host left our view; it came back and its
+                       * new inventory has not arrived: the VM may or may not still be there */
+    int obs_placed;   /* the database's placement of it when obs was last set */
+    int unc_placed;   /* ... when the sighting now `unconfirmed` was made */
     uint64_t query_seq; /* report_seq when we asked `arriving`/migration target for its list */
     ha_ms query_at;
     int lost_from;    /* the host whose fence made it need recovery */
@@ -91,6 +96,9 @@ struct ha_core {
     uint64_t inv_seq[HA_MAX_HOSTS]; /* report_seq value of each host's latest full inventory */
     bool pill_at_start;   /* a fence request was pending in our mailbox at our first read */
     uint64_t master_sent; /* corosync-only: 1 + the epoch a MASTER change of ours was sent for */
+    uint64_t epoch_seen;  /* corosync-only: the master epoch at our last step */
+    uint64_t office_epoch; /* corosync-only: an epoch that named us and began while this core ran
+                            * (0: none); only then do we act as master */
     uint64_t lease_epoch; /* lease counter when we took the lease: stamped on our orders */
     uint64_t op_seq;      /* VM operation ids */
     ha_ms member_since[HA_MAX_HOSTS]; /* when the host last entered our corosync view */
@@ -165,6 +173,7 @@ void master_command(struct ha_core *c, const struct ha_cmd *cmd);
 void vm_report(struct ha_core *c, int host, int vm, enum ha_vm_obs st, int to, uint64_t op);
 void vm_failed(struct ha_core *c, int vm, uint64_t op, const char *why);
 void vms_host_fenced(struct ha_core *c, int h);
+void vms_unconfirm(struct ha_core *c, int h);
 ha_ms ops_next_deadline(const struct ha_core *c);
 
 #endif

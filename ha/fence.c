@@ -77,7 +77,7 @@ void fence_start(struct ha_core *c, int h, const char *why)
     struct fence_state *f = &c->fence[h];
     if (f->phase != F_IDLE)
         return; /* two requests for one host collapse into one */
-    *f = (struct fence_state){.phase = F_IDLE, .started = c->now};
+    *f = (struct fence_state){.phase = F_IDLE, .started = c->now, .member_at_start = (c->members & HA_BIT(h)) != 0};
     logf_(c, why, "fencing %s", hname(c, h));
     round_start(c, h);
 }

@@ -102,6 +102,7 @@ void vm_report(struct ha_core *c, int host, int v, enum ha_vm_obs st, int to, ui
         rt->arriving = HA_NO_HOST;
         rt->query_seq = 0; /* seen: no question pending */
         rt->obs_host = host;
+        rt->obs_placed = c->db->vm[v].host;
         rt->obs = st;
         rt->obs_to = st == HA_OBS_MIGRATING ? to : HA_NO_HOST;
         if (st == HA_OBS_RUNNING) {
@@ -157,16 +158,38 @@ void vm_failed(struct ha_core *c, int v, uint64_t op, const char *why)
     }
 }
 
+/* h entered our view again.  What we saw running there is from before it
+ * left: since then it may have crashed, been fenced, rebooted, or the VM
+ * may have been restarted elsewhere by another master.  Such a sighting
+ * proves neither that the VM runs there (so it is never written into the
+ * database as its placement, nor migrated or stopped from there) nor that
+ * it does not: the VM may be there until h's new inventory says. */
+void vms_unconfirm(struct ha_core *c, int h)
+{
+    for (int v = 0; v < c->nvm; v++) {
+        struct vm_rt *rt = &c->vm[v];
+        if (rt->obs_host == h && obs_present(rt->obs)) {
+            rt->unconfirmed = h;
+            rt->unc_placed = rt->obs_placed;
+            rt->obs_host = HA_NO_HOST;
+            rt->obs = HA_OBS_NONE;
+            rt->obs_to = HA_NO_HOST;
+        }
+    }
+}
+
 /* Everything that ran on h is off now. */
 void vms_host_fenced(struct ha_core *c, int h)
 {
     for (int v = 0; v < c->nvm; v++) {
         struct vm_rt *rt = &c->vm[v];
-        bool was_here = rt->obs_host == h && obs_present(rt->obs);
+        bool was_here = (rt->obs_host == h && obs_present(rt->obs)) || rt->unconfirmed == h;
         if (rt->obs_host == h) {
             rt->obs_host = HA_NO_HOST;
             rt->obs = HA_OBS_NONE;
         }
+        if (rt->unconfirmed == h)
+            rt->unconfirmed = HA_NO_HOST;
         if ((rt->op == OP_START && rt->op_host == h) || (rt->op == OP_MIGRATE && rt->op_host == h)) {
             rt->op = OP_NONE;
             was_here = true;
@@ -187,7 +210,7 @@ void vms_host_fenced(struct ha_core *c, int h)
 static bool owns_vms(const struct ha_core *c, int h)
 {
     for (int v = 0; v < c->nvm; v++)
-        if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) ||
+        if ((c->vm[v].obs_host == h && obs_present(c->vm[v].obs)) || c->vm[v].unconfirmed == h ||
             (c->db->vm[v].host == h && c->db->vm[v].want_running) || c->db->vm[v].migrating_to == h ||
             (c->vm[v].op != OP_NONE && (c->vm[v].op_host == h || c->vm[v].op_to == h)))
             return true;
@@ -223,6 +246,18 @@ static void reconcile_hosts(struct ha_core *c)
                     vms_host_fenced(c, h);
             }
             continue;
+        }
+        if (f->phase != F_IDLE && !db->set.heartbeat_disk && (c->members & HA_BIT(h)) &&
+            (!f->member_at_start || c->member_since[h] > f->started) && (c->inventory & HA_BIT(h))) {
+            /* Corosync-only: it came back into our quorate partition before
+             * its fence was confirmed (its BMC did not answer), and has
+             * listed every VM it runs since.  Nothing lost with it was
+             * started elsewhere (that waits for the confirmation), and its
+             * list now says what runs there: the fence has nothing left to
+             * protect, and without a disk level it might never end. */
+            logf_(c, "it is back in the quorate partition and has listed the VMs it runs",
+                  "fence of %s called off", hname(c, h));
+            *f = (struct fence_state){0};
         }
         if (f->phase != F_IDLE || c->verdict[h] == HA_ALIVE)
             continue;
@@ -277,9 +312,22 @@ static void wait_for_fence_reason(struct ha_core *c, int v, int h)
     set_reason(&c->vm[v], buf);
 }
 
+/* A sighting of VM v on host x, made when the database placed v on `placed`,
+ * that the database has overtaken: a master has since placed v elsewhere (not
+ * as a migration from x), which it did only after making sure v was not on
+ * x any more.  Only for a host we cannot hear now: the reports of a host in
+ * our view are current, and they win. */
+static bool sighting_overtaken(const struct ha_core *c, int v, int x, int placed)
+{
+    const struct ha_db_vm *d = &c->db->vm[v];
+    return !host_alive(c, x) && !(c->members & HA_BIT(x)) && d->host != HA_NO_HOST && d->host != x &&
+           d->host != placed && d->migrating_to != x;
+}
+
 /* A VM not seen running anywhere may still run where the pool last put it
- * (or, mid-migration, at either end).  It may start elsewhere only once each
- * such host is fenced, or alive and has listed every VM it runs. */
+ * (or, mid-migration, at either end, or where we saw it before that host
+ * left our view and came back).  It may start elsewhere only once each such
+ * host is fenced, or alive and has listed every VM it runs. */
 #define QUERY_RETRY 5000
 
 static bool may_be_elsewhere_ok(struct ha_core *c, int v)
@@ -287,14 +335,21 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
     const struct ha_db *db = c->db;
     const struct ha_db_vm *d = &db->vm[v];
     struct vm_rt *rt = &c->vm[v];
-    int where[3] = {d->host, d->migrating_to, rt->arriving};
-    for (int i = 0; i < 3; i++) {
+    int where[4] = {d->host, rt->unconfirmed, d->migrating_to, rt->arriving};
+    for (int i = 0; i < 4; i++) {
         int x = where[i];
         if (x == HA_NO_HOST || !db->host[x].joined)
             continue;
-        if (fenced_now(c, x))
+        if (fenced_now(c, x) || (i == 1 && sighting_overtaken(c, v, x, rt->unc_placed)))
             continue;
-        if (!host_alive(c, x)) {
+        /* Corosync-only: a host in our view whose full list we hold since
+         * it entered it says what runs there (its reports reach us in
+         * order), even while a fence of it is pending.  Without a disk
+         * level such a fence ends only when the BMC answers: an operator's
+         * fence of a live host whose BMC is broken would otherwise hold
+         * its VMs forever.  (With a heartbeat disk the pill ends it.) */
+        bool listed = !db->set.heartbeat_disk && (c->members & HA_BIT(x)) && (c->inventory & HA_BIT(x));
+        if (!host_alive(c, x) && !listed) {
             /* even a VM seen crashed there may have been restarted there since */
             wait_for_fence_reason(c, v, x);
             return false;
@@ -303,8 +358,8 @@ static bool may_be_elsewhere_ok(struct ha_core *c, int v)
             snprintf(rt->reason, sizeof rt->reason, "waiting for %s to report the VMs it runs", hname(c, x));
             return false;
         }
-        if (i == 0)
-            continue;
+        if (i <= 1)
+            continue; /* its full list since it (re)entered our view says where the VM is not */
         /* A migration whose outcome is unknown: the destination may hold
          * it, and its reports may cross the source's.  Ask it for its full
          * list, and go on only with a list newer than the question. */
@@ -359,8 +414,9 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
                 snprintf(rt->reason, sizeof rt->reason, "running on %s, which is not in the pool", hname(c, at));
                 continue;
             }
-            if (fenced_now(c, at)) {
-                rt->obs = HA_OBS_NONE; /* its host is off: so is it */
+            if (fenced_now(c, at) || sighting_overtaken(c, v, at, rt->obs_placed)) {
+                /* its host is off, or a later master moved it away: not there */
+                rt->obs = HA_OBS_NONE;
                 rt->obs_host = HA_NO_HOST;
                 at = HA_NO_HOST;
             } else if (!host_alive(c, at)) {
@@ -458,8 +514,12 @@ static void reconcile_vms(struct ha_core *c, struct usage *u)
         }
         if (h == HA_NO_HOST) {
             snprintf(rt->reason, sizeof rt->reason, "waiting: %s", why);
-            if (rt->avoid_host != HA_NO_HOST)
+            if (rt->avoid_host != HA_NO_HOST) {
                 rt->avoid_host = HA_NO_HOST; /* give the failed host another chance next time */
+                /* and make sure there is a next time: without a heartbeat
+                 * disk no periodic event would wake us */
+                rt->retry_at = c->now + RETRY_DELAY;
+            }
         }
     }
     free(todo);

@@ -73,6 +73,10 @@ struct sim {
     ha_ms failed_at[HA_MAX_HOSTS];
     ha_ms booted_at[HA_MAX_HOSTS];   /* a host that booted runs nothing from before */
     ha_ms bmc_ok_at[HA_MAX_HOSTS];   /* last fence-ok */
+    /* [rcv][from]: a message from `from` to `rcv` waits for retransmission
+     * until then; later ones queue behind it (CPG is FIFO per sender) */
+    ha_ms held[HA_MAX_HOSTS][HA_MAX_HOSTS];
+    uint64_t db_ev_boot[HA_MAX_HOSTS]; /* boot id an HA_EV_DB is queued for (0: none) */
     bool last_cmd_refused;
     bool have_cmd;
     char last_cmd_msg[HA_REASON_MAX];
@@ -244,12 +248,19 @@ static void schedule_membership(struct sim *S, ha_ms delay) { push(S, S->now + d
 
 static void step(struct sim *S, int h, const struct ha_event *ev);
 
-/* Agent reports travel through the queue, so every receiver gets one
- * sender's reports in the order they were sent (as over CPG). */
+/* Agent reports and the inventory that completes them travel through the
+ * queue, so every receiver gets one sender's messages in the order they were
+ * sent (as over CPG): nothing overtakes a message held for retransmission. */
+static ha_ms send_at(const struct sim *S, int rcv, int from)
+{
+    return from != rcv && S->held[rcv][from] > S->now ? S->held[rcv][from] : S->now;
+}
+
 static void report_to(struct sim *S, int rcv, int from, int v, enum ha_vm_obs st, int to)
 {
     /* the agent tags it with the last operation it applied to the VM */
-    push_op(S, S->now, Q_REPORT, rcv, v, (int)st | (from << 8) | ((to + 1) << 16), S->h[rcv].boot, S->vm[v].core_op);
+    push_op(S, send_at(S, rcv, from), Q_REPORT, rcv, v, (int)st | (from << 8) | ((to + 1) << 16), S->h[rcv].boot,
+            S->vm[v].core_op);
 }
 
 /* Sent to every host that can hear `from` now, or that still has it in its
@@ -262,7 +273,10 @@ static void report(struct sim *S, int from, int v, enum ha_vm_obs st, int to)
             report_to(S, h, from, v, st, to);
 }
 
-static void inventory_to(struct sim *S, int rcv, int from) { push(S, S->now, Q_INV, rcv, -1, from, S->h[rcv].boot); }
+static void inventory_to(struct sim *S, int rcv, int from)
+{
+    push(S, send_at(S, rcv, from), Q_INV, rcv, -1, from, S->h[rcv].boot);
+}
 
 static void vm_gone_with_host(struct sim *S, int h, const char *how)
 {
@@ -316,6 +330,7 @@ static void boot(struct sim *S, int h, bool first)
     x->last_read_ok = -1;
     memset(x->seen_change, 0, sizeof x->seen_change);
     memset(x->seen_seq, 0, sizeof x->seen_seq);
+    memset(S->held[h], 0, sizeof S->held[h]);
     if (first && !x->started_once) {
         for (int v = 0; v < S->db.nvms; v++)
             if (S->s->vminit[v].host == h && S->s->vminit[v].running) {
@@ -408,6 +423,18 @@ static void do_vm_migrate(struct sim *S, int master, const struct ha_action *a)
 }
 
 
+/* Every member applied a change: each running core hears of it in this
+ * instant (one HA_EV_DB for any number of changes), and acts on the new
+ * database, as vigild does after its replica applies changes. */
+static void db_changed(struct sim *S)
+{
+    for (int h = 0; h < S->db.nhosts; h++)
+        if (up(S, h) && S->db_ev_boot[h] != S->h[h].boot) {
+            S->db_ev_boot[h] = S->h[h].boot;
+            push(S, S->now, Q_DB, h, -1, 0, S->h[h].boot);
+        }
+}
+
 static void do_commit(struct sim *S, int master, const struct ha_change *c)
 {
     if (!ha_change_allowed(&S->db, master, S->h[master].view | HA_BIT(master), c)) {
@@ -421,16 +448,11 @@ static void do_commit(struct sim *S, int master, const struct ha_change *c)
         violation(S, "%s committed a change the database rejects (type %d)", H(S, master), c->type);
         return;
     }
+    db_changed(S);
     switch (c->type) {
     case HA_CHG_HOST_FENCED:
         if (c->arg)
             S->fenced_at[c->host] = S->now;
-        break;
-    case HA_CHG_MASTER:
-        /* every member learns it at once: let them act on it in this instant */
-        for (int h = 0; h < S->db.nhosts; h++)
-            if (up(S, h))
-                push(S, S->now, Q_DB, h, -1, 0, S->h[h].boot);
         break;
     case HA_CHG_HOST_JOIN:
         schedule_membership(S, S->db.set.token_timeout);
@@ -711,6 +733,7 @@ static void run_cmd(struct sim *S, const struct scn_event *e)
             S->h[j].boot++;
             S->h[j].core = ha_core_new(&S->db, j);
             S->h[j].last_read_ok = -1;
+            memset(S->held[j], 0, sizeof S->held[j]);
             push(S, S->now, Q_DISK, j, -1, 0, S->h[j].boot);
         }
     }
@@ -1195,6 +1218,8 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             deliver_membership(S);
             break;
         case Q_DB:
+            if (S->db_ev_boot[e.host] == e.id)
+                S->db_ev_boot[e.host] = 0;
             if (up(S, e.host) && S->h[e.host].boot == e.id) {
                 struct ha_event ev = {.type = HA_EV_DB, .now = S->now};
                 step(S, e.host, &ev);
@@ -1236,24 +1261,28 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
             }
             break;
         case Q_REPORT:
-        case Q_INV:
-            if (e.type == Q_REPORT && up(S, e.host) && S->h[e.host].boot == e.id &&
-                !linked(S, (e.arg >> 8) & 0xff, e.host)) {
-                /* cut off for now: retransmitted while the view lasts */
-                if (S->h[e.host].view & HA_BIT((e.arg >> 8) & 0xff))
-                    push_op(S, S->now + 100, Q_REPORT, e.host, e.vm, e.arg, e.id, e.op);
+        case Q_INV: {
+            int from = e.type == Q_REPORT ? (e.arg >> 8) & 0xff : e.arg;
+            if (!up(S, e.host) || S->h[e.host].boot != e.id)
+                break; /* the receiver is gone or rebooted */
+            if (!linked(S, from, e.host)) {
+                /* cut off for now: retransmitted while the view lasts, and
+                 * the inventory too, after the reports it completes */
+                if (S->h[e.host].view & HA_BIT(from)) {
+                    S->held[e.host][from] = S->now + 100;
+                    push_op(S, S->now + 100, e.type, e.host, e.vm, e.arg, e.id, e.op);
+                }
                 break;
             }
-            if (up(S, e.host) && S->h[e.host].boot == e.id) {
-                struct ha_event ev = {.type = e.type == Q_REPORT ? HA_EV_VM_REPORT : HA_EV_INVENTORY, .now = S->now};
-                ev.u.report.host = e.type == Q_REPORT ? (e.arg >> 8) & 0xff : e.arg;
-                ev.u.report.vm = e.vm;
-                ev.u.report.state = (enum ha_vm_obs)(e.arg & 0xff);
-                ev.u.report.to = (e.arg >> 16) - 1;
-                ev.u.report.op = e.op;
-                step(S, e.host, &ev);
-            }
+            struct ha_event ev = {.type = e.type == Q_REPORT ? HA_EV_VM_REPORT : HA_EV_INVENTORY, .now = S->now};
+            ev.u.report.host = from;
+            ev.u.report.vm = e.vm;
+            ev.u.report.state = (enum ha_vm_obs)(e.arg & 0xff);
+            ev.u.report.to = (e.arg >> 16) - 1;
+            ev.u.report.op = e.op;
+            step(S, e.host, &ev);
             break;
+        }
         case Q_EXPECT:
             check_expect(S, e.vm);
             break;

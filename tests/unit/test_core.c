@@ -31,6 +31,13 @@ static void tick(struct rig *r, ha_hostset writing, ha_hostset liveset, bool ok)
 static void report(struct rig *r, int host, int vm, enum ha_vm_obs st) { rig_report(r, host, vm, st); }
 static void inventory(struct rig *r, int host) { rig_inventory(r, host); }
 static void teardown(struct rig *r) { rig_free(r); }
+/* The master's explain sentence for VM v contains text. */
+static void explains(const struct rig *r, int v, const char *text)
+{
+    char buf[512];
+    ha_core_explain(r->c, v, buf, sizeof buf);
+    ck_assert_msg(strstr(buf, text), "%s", buf);
+}
 
 /* h1..hN with one protected VM, web1, placed on the last host; our core is h1's. */
 static void setup(struct rig *r, int nhosts, bool watchdog)
@@ -381,9 +388,7 @@ START_TEST(new_master_waits_for_inventory)
     }
     ck_assert(ha_core_is_master(r.c));
     ck_assert_int_eq(starts, 0);
-    char buf[512];
-    ha_core_explain(r.c, 0, buf, sizeof buf);
-    ck_assert_msg(strstr(buf, "waiting for h3 to report the VMs it runs"), "%s", buf);
+    explains(&r, 0, "waiting for h3 to report the VMs it runs");
     /* h3's list is complete and web1 is not on it: now it may start */
     inventory(&r, 2);
     ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
@@ -537,6 +542,140 @@ START_TEST(commands_refused_with_reasons)
 }
 END_TEST
 
+/* Corosync-only pool of three, web1 on h3, our core h1's; `master` is
+ * recorded as master (epoch 1) before our core starts, or none (-1). */
+static void setup_nodisk(struct rig *r, int master)
+{
+    rig_init(r);
+    r->db.set.heartbeat_disk = false;
+    for (int i = 0; i < 3; i++) {
+        struct ha_db_host h = {.mem_mb = 8192, .cpus = 4, .joined = true, .fence_ipmi = true};
+        snprintf(h.name, sizeof h.name, "h%d", i + 1);
+        ha_db_add_host(&r->db, &h);
+    }
+    struct ha_db_vm v = {.mem_mb = 1024, .cpus = 1, .priority = 3, .protect = HA_PROTECT_RESTART,
+                         .want_running = true, .host = 2};
+    strcpy(v.name, "web1");
+    ha_db_add_vm(&r->db, &v);
+    if (master >= 0)
+        ck_assert_int_eq(ha_db_apply(&r->db, &(struct ha_change){.type = HA_CHG_MASTER, .host = master, .vm = -1}), 0);
+    ck_assert_int_eq(rig_start(r, 0), 0);
+}
+
+static void db_event(struct rig *r)
+{
+    struct ha_event ev = {.type = HA_EV_DB};
+    step(r, &ev);
+}
+
+static const struct ha_action *find_commit(const struct rig *r, enum ha_change_type t)
+{
+    for (size_t i = 0; i < r->acts.n; i++)
+        if (r->acts.v[i].type == HA_ACT_COMMIT && r->acts.v[i].change.type == t)
+            return &r->acts.v[i];
+    return NULL;
+}
+
+START_TEST(nodisk_restarted_master_takes_a_new_epoch)
+{
+    /* The database names h1 master from a life before this core: it takes
+     * office in an epoch of its own before it orders anything. */
+    struct rig r;
+    setup_nodisk(&r, 0);
+    membership(&r, 7, true);
+    const struct ha_action *a = find_commit(&r, HA_CHG_MASTER);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->change.host, 0);
+    ck_assert(!ha_core_is_master(r.c));
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    ck_assert_uint_eq(r.db.master_epoch, 2);
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    for (int h = 0; h < 3; h++)
+        inventory(&r, h);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    for (size_t i = 0; i < r.acts.n; i++)
+        if (r.acts.v[i].type == HA_ACT_VM_START) {
+            ck_assert_uint_eq(r.acts.v[i].epoch, 2);
+            ck_assert_uint_eq(r.acts.v[i].op >> 32, 2); /* no id of the old life is reused */
+        }
+    db_event(&r);
+    ck_assert_ptr_null(find_commit(&r, HA_CHG_MASTER)); /* once in office, it stays */
+    teardown(&r);
+    /* a takeover seen live is this core's own office */
+    setup_nodisk(&r, -1);
+    membership(&r, 7, true);
+    ck_assert_ptr_nonnull(find_commit(&r, HA_CHG_MASTER));
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    ck_assert_uint_eq(r.db.master_epoch, 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(nodisk_stale_sighting_proves_nothing)
+{
+    /* h1 saw web1 on h3, then sat alone.  Meanwhile the master h2 moved
+     * web1 to itself and died.  When h1 takes over with h3, its old
+     * sighting must neither be recorded as web1's placement nor let web1
+     * start before h2 is fenced. */
+    struct rig r;
+    setup_nodisk(&r, 1);
+    membership(&r, 7, true);
+    ck_assert(!ha_core_is_master(r.c));
+    report(&r, 2, 0, HA_OBS_RUNNING);
+    membership(&r, 1, false);
+    ck_assert_int_eq(ha_db_apply(&r.db, &(struct ha_change){.type = HA_CHG_VM_PLACE, .vm = 0, .host = 1}), 0);
+    r.now += 5000;
+    membership(&r, 5, true); /* h1 and h3; h2 is gone */
+    ck_assert_ptr_nonnull(find_commit(&r, HA_CHG_MASTER));
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    ck_assert_ptr_null(find_commit(&r, HA_CHG_VM_PLACE));
+    ck_assert_int_eq(r.db.vm[0].host, 1);
+    ck_assert_int_eq(count(&r, HA_ACT_FENCE), 1);
+    explains(&r, 0, "waiting for fence of h2");
+    inventory(&r, 0);
+    inventory(&r, 2); /* web1 is not on h3 */
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    ck_assert_int_eq(r.db.vm[0].host, 1);
+    struct ha_event ev = {.type = HA_EV_FENCE_DONE};
+    ev.u.fence.host = 1;
+    ev.u.fence.ok = true;
+    step(&r, &ev);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
+START_TEST(nodisk_sighting_waits_for_the_new_inventory)
+{
+    /* h1 (not master) saw web1 on h3; h3 left h1's view and came back.
+     * When h1 takes over, web1 may or may not still be on h3 until h3's new
+     * list arrives: it is neither placed there nor started elsewhere.  A
+     * list h3 sent before it left, delivered late, does not count. */
+    struct rig r;
+    setup_nodisk(&r, 1);
+    membership(&r, 7, true);
+    report(&r, 2, 0, HA_OBS_RUNNING);
+    membership(&r, 3, true); /* h3 leaves; h2 is master, not us */
+    inventory(&r, 2);        /* late: sent before h3 left */
+    membership(&r, 7, true); /* h3 is back */
+    membership(&r, 5, true); /* h2 is gone: we take over with h3 */
+    ck_assert_ptr_nonnull(find_commit(&r, HA_CHG_MASTER));
+    db_event(&r);
+    ck_assert(ha_core_is_master(r.c));
+    inventory(&r, 0);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 0);
+    ck_assert_ptr_null(find_commit(&r, HA_CHG_VM_PLACE));
+    explains(&r, 0, "waiting for h3 to report the VMs it runs");
+    /* h3's new list does not hold web1: it is not anywhere */
+    inventory(&r, 2);
+    ck_assert_int_eq(count(&r, HA_ACT_VM_START), 1);
+    teardown(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -559,6 +698,9 @@ int main(void)
     tcase_add_test(t, msgwait_needs_a_silent_target);
     tcase_add_test(t, pending_pill_at_start);
     tcase_add_test(t, commands_refused_with_reasons);
+    tcase_add_test(t, nodisk_restarted_master_takes_a_new_epoch);
+    tcase_add_test(t, nodisk_stale_sighting_proves_nothing);
+    tcase_add_test(t, nodisk_sighting_waits_for_the_new_inventory);
     suite_add_tcase(s, t);
     return vigil_run_suite(s);
 }
