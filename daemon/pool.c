@@ -610,18 +610,18 @@ static void js_handle(struct join_job *j)
     }
     uint8_t hash[JOIN_HASH_LEN];
     join_secret_hash(j->req.secret, hash);
-    int t = -1;
-    for (int i = 0; i < D.db.ntokens; i++)
-        if (join_secret_matches(j->req.secret, D.db.token[i].hash))
-            t = i;
-    if (t < 0)
-        return js_answer(j, 1, "this token was not issued by pool %s (or it was pruned): ask for a new one with "
-                               "'vigil pool join-token'", D.db.pool_name);
-    if (D.db.token[t].used)
+    switch (ha_token_check(&D.db, hash, (int64_t)time(NULL))) {
+    case 0:
+        break;
+    case -EALREADY:
         return js_answer(j, 1, "this token was used already: a token works once; ask for a new one with 'vigil "
                                "pool join-token'");
-    if (D.db.token[t].expires < time(NULL))
+    case -ETIME:
         return js_answer(j, 1, "this token expired: ask for a new one with 'vigil pool join-token'");
+    default:
+        return js_answer(j, 1, "this token was not issued by pool %s (or it was pruned): ask for a new one with "
+                               "'vigil pool join-token'", D.db.pool_name);
+    }
     int h = ha_db_find_host(&D.db, j->req.name);
     if (h >= 0 && D.db.host[h].joined)
         return js_answer(j, 1, "a host named %s is already in pool %s", j->req.name, D.db.pool_name);

@@ -109,6 +109,14 @@ int ha_db_copy(struct ha_db *dst, const struct ha_db *src)
     return 0;
 }
 
+int ha_token_check(const struct ha_db *db, const uint8_t hash[32], int64_t now)
+{
+    for (int i = 0; i < db->ntokens; i++)
+        if (!memcmp(db->token[i].hash, hash, 32))
+            return db->token[i].used ? -EALREADY : db->token[i].expires < now ? -ETIME : 0;
+    return -ENOENT;
+}
+
 bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, const struct ha_change *c)
 {
     if (sender < 0 || sender >= db->nhosts)

@@ -192,6 +192,10 @@ ha_hostset ha_db_joined(const struct ha_db *db);
  * naming its sender) is allowed when the recorded master is not in the view
  * (or left the pool) and the view holds a majority of the pool; a handoff
  * is the master naming another host. */
+/* Whether a join token with this secret hash may be used at wall-clock
+ * second `now`: 0, -ENOENT (not issued by this pool, or pruned), -EALREADY
+ * (used), -ETIME (expired). */
+int ha_token_check(const struct ha_db *db, const uint8_t hash[32], int64_t now);
 bool ha_change_allowed(const struct ha_db *db, int sender, ha_hostset view, const struct ha_change *c);
 int ha_db_find_rule(const struct ha_db *db, const char *name);
 /* Whether a rule may be added: names, sizes, and no contradiction with the

@@ -220,11 +220,20 @@ START_TEST(join_tokens)
     memset(add.blob, 1, sizeof add.blob);
     ck_assert_int_eq(ha_db_apply(&db, &add), 0);
     apply_refused(&db, &add); /* the same secret twice */
+    /* what the master checks before it lets a host in */
+    uint8_t h1[32], h2[32];
+    memset(h1, 1, sizeof h1);
+    memset(h2, 2, sizeof h2);
+    ck_assert_int_eq(ha_token_check(&db, h1, 999999), 0);
+    ck_assert_int_eq(ha_token_check(&db, h1, 1000000), 0);     /* valid up to its expiry second */
+    ck_assert_int_eq(ha_token_check(&db, h1, 1000001), -ETIME); /* expired */
+    ck_assert_int_eq(ha_token_check(&db, h2, 0), -ENOENT);      /* never issued */
     struct ha_change use = {.type = HA_CHG_TOKEN_USE};
     memset(use.blob, 2, sizeof use.blob);
     apply_refused(&db, &use); /* unknown */
     memset(use.blob, 1, sizeof use.blob);
     ck_assert_int_eq(ha_db_apply(&db, &use), 0);
+    ck_assert_int_eq(ha_token_check(&db, h1, 0), -EALREADY);    /* used */
     apply_refused(&db, &use); /* works once */
     /* the next token drops the used one */
     struct ha_change next = {.type = HA_CHG_TOKEN_ADD, .when = 2000000};
