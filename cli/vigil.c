@@ -4,10 +4,12 @@
  * 1 refused (the reason is printed), 2 usage error, 3 unavailable (vigild
  * not running, or the capability not built yet). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -81,6 +83,65 @@ static int call(qb_ipcc_connection_t *conn, int argc, char **argv, uint32_t flag
     }
     free(buf);
     return code;
+}
+
+/* fence-device set --password-file F: the password is read here, on the
+ * host the command is typed on, from a file only root can read; vigild gets
+ * it as `--password SECRET` (never on a command line anyone can see).
+ * Returns 0, or 1 with the reason printed. */
+static int read_password_file(const char *path, char *pw, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "vigil fence-device set: refused: cannot open the password file %s: %s\n", path,
+                errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        return 1;
+    }
+    struct stat st;
+    const char *why = NULL;
+    char mode[64];
+    if (fstat(fd, &st) < 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "it is not a regular file";
+    else if (st.st_mode & 077) {
+        snprintf(mode, sizeof mode, "its mode is %04o: its group or others may read it (chmod 600 it)",
+                 (unsigned)(st.st_mode & 07777));
+        why = mode;
+    } else if (st.st_uid != 0)
+        why = "it is not owned by root";
+    char buf[256];
+    ssize_t n = 0;
+    if (!why) {
+        n = read(fd, buf, sizeof buf - 1);
+        if (n < 0)
+            why = strerror(errno);
+    }
+    close(fd);
+    if (!why && n >= 0) {
+        size_t len = (size_t)n;
+        buf[len] = 0;
+        if (len > 0 && buf[len - 1] == '\n')
+            buf[--len] = 0;
+        if (len > 0 && buf[len - 1] == '\r')
+            buf[--len] = 0;
+        if (!len)
+            why = "it is empty";
+        else if (len >= cap)
+            why = "the password is longer than 127 bytes";
+        for (size_t i = 0; i < len && !why; i++)
+            if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+                why = "it holds more than one line, or control characters";
+        if (!why)
+            memcpy(pw, buf, len + 1);
+    }
+    explicit_bzero(buf, sizeof buf);
+    if (why) {
+        explicit_bzero(pw, cap);
+        fprintf(stderr, "vigil fence-device set: refused: the password file %s: %s\n", path, why);
+        return 1;
+    }
+    return 0;
 }
 
 static qb_ipcc_connection_t *connect_vigild(int *code)
@@ -185,6 +246,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigil %s: unexpected argument '%s'\n", c->words, words[nw]);
         return 2;
     }
+    static char password[128];
+    if (c->id == C_FD_SET)
+        for (int i = nw; i < n; i++) {
+            if (!strcmp(words[i], "--password")) {
+                fprintf(stderr, "vigil fence-device set: give the password in a file (--password-file F): a command "
+                                "line is visible to every user of this host\n");
+                return 2;
+            }
+            if (!strcmp(words[i], "--password-file")) {
+                if (i + 1 >= n) {
+                    fprintf(stderr, "vigil fence-device set: --password-file needs a file name\n");
+                    return 2;
+                }
+                if (password[0]) {
+                    fprintf(stderr, "vigil fence-device set: --password-file is given twice\n");
+                    return 2;
+                }
+                if (read_password_file(words[i + 1], password, sizeof password))
+                    return 1;
+                words[i] = "--password";
+                words[++i] = password;
+            }
+        }
     int code = 3;
     qb_ipcc_connection_t *conn = connect_vigild(&code);
     if (!conn)
@@ -193,6 +277,7 @@ int main(int argc, char **argv)
      * master to take this host out */
     int timeout = c->id == C_POOL_JOIN || c->id == C_POOL_LEAVE || c->id == C_POOL_CREATE ? 120000 : 60000;
     code = do_follow ? follow(conn, n, words, flags) : call(conn, n, words, flags, timeout, NULL);
+    explicit_bzero(password, sizeof password);
     qb_ipcc_disconnect(conn);
     return code;
 }

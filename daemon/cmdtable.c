@@ -18,8 +18,13 @@ const struct vigil_cmd vigil_cmds[] = {
     {C_HOST_MAINT, "host maintenance", "HOST on|off", "enter or leave maintenance (evacuates VMs)", "[libvirt]", false},
     {C_HOST_EVACUATE, "host evacuate", "HOST", "move every VM off HOST", "[libvirt]", false},
     {C_HOST_FENCE, "host fence", "HOST --yes", "power HOST off through its fence devices", "[fencing]", false},
-    {C_FD_SET, "fence-device set", "HOST --type ipmi|agent|disk ...", "configure a fence device", "[fencing]", false},
-    {C_FD_LIST, "fence-device list", "[--json]", "list fence devices", "[fencing]", true},
+    {C_FD_SET, "fence-device set",
+     "HOST --type ipmi --address A [--port P] --user U --password-file F [--cipher N] | --type agent --agent fence_x "
+     "[--address A] [--port P] [--user U --password-file F] [--option KEY=VALUE]... | --type disk | --type scsi-pr "
+     "[--option KEY=VALUE]... ; and [--level N] [--device N] [--timeout S] [--retries N]",
+     "store a fence device of HOST in the pool (levels 1..4, up to 4 devices each)", NULL, false},
+    {C_FD_CLEAR, "fence-device clear", "HOST [--level N]", "remove HOST's fence devices (all, or its highest level)", NULL, false},
+    {C_FD_LIST, "fence-device list", "[--json]", "list fence devices (passwords show as ***)", NULL, true},
     {C_FD_TEST, "fence-device test", "HOST", "check a fence device (status only)", "[fencing]", false},
     {C_DISK_INIT, "disk init", "DEV --hosts N", "format the heartbeat disk", "[disk]", false},
     {C_DISK_DUMP, "disk dump", "DEV [--json]", "decode the heartbeat disk", "[disk]", true},

@@ -334,6 +334,216 @@ static int events(struct out *o, int argc, char **argv, bool json, char *err, si
     return 0;
 }
 
+/* ---------------------------------------------------------------- fence devices */
+
+/* fence-device list: every device, passwords as "***" (or "" when none). */
+static void fence_list(struct out *o, bool json)
+{
+    int k = 0;
+    if (json)
+        outf(o, "[");
+    else
+        outf(o, "%-12s %-5s %-6s %-7s %-24s %-5s %-12s %-8s %-6s %-8s %-7s %s\n", "HOST", "LEVEL", "DEVICE", "TYPE",
+             "ADDRESS", "PORT", "USER", "PASSWORD", "CIPHER", "TIMEOUT", "RETRIES", "AGENT/OPTIONS");
+    for (int h = 0; h < D.db.nhosts; h++) {
+        const struct ha_fence_topo *t = D.db.fence[h];
+        for (int l = 0; t && l < t->nlevels; l++)
+            for (int i = 0; i < t->level[l].ndevs; i++) {
+                const struct ha_fence_dev *d = &t->level[l].dev[i];
+                const char *pw = d->password[0] ? "***" : "";
+                if (json) {
+                    outf(o, "%s{\"host\":", k ? "," : "");
+                    out_json_str(o, D.db.host[h].name);
+                    outf(o, ",\"level\":%d,\"device\":%d,\"type\":\"%s\",\"address\":", l + 1, i + 1,
+                         ha_fence_type_name(d->type));
+                    out_json_str(o, d->addr);
+                    outf(o, ",\"port\":%d,\"user\":", d->port);
+                    out_json_str(o, d->user);
+                    outf(o, ",\"password\":\"%s\",\"cipher\":%d,\"agent\":", pw, d->cipher);
+                    out_json_str(o, d->agent);
+                    outf(o, ",\"options\":[");
+                    for (int j = 0; j < d->nopts; j++) {
+                        outf(o, "%s", j ? "," : "");
+                        out_json_str(o, d->opt[j]);
+                    }
+                    outf(o, "],\"timeout_ms\":%d,\"retries\":%d}", d->timeout_ms, d->retries);
+                } else {
+                    char port[8] = "-", cipher[8] = "-", tmo[32];
+                    if (d->port)
+                        snprintf(port, sizeof port, "%d", d->port);
+                    if (d->cipher)
+                        snprintf(cipher, sizeof cipher, "%d", d->cipher);
+                    ha_format_time(d->timeout_ms, tmo, sizeof tmo);
+                    outf(o, "%-12s %-5d %-6d %-7s %-24s %-5s %-12s %-8s %-6s %-8s %-7d %s", D.db.host[h].name, l + 1,
+                         i + 1, ha_fence_type_name(d->type), d->addr[0] ? d->addr : "-", port,
+                         d->user[0] ? d->user : "-", pw[0] ? pw : "-", cipher, tmo, d->retries, d->agent);
+                    for (int j = 0; j < d->nopts; j++)
+                        outf(o, " %s", d->opt[j]);
+                    outf(o, "\n");
+                }
+                k++;
+            }
+    }
+    if (json)
+        outf(o, "]\n");
+    else if (!k)
+        outf(o, "no fence devices: a failed host is fenced through the heartbeat disk only (vigil fence-device set)\n");
+}
+
+#define FD_SET_USAGE                                                                                              \
+    "usage: vigil fence-device set HOST --type ipmi|agent|disk|scsi-pr [--address A] [--port P] [--user U "      \
+    "--password-file F] [--cipher N] [--agent fence_x] [--option KEY=VALUE]... [--level N] [--device N] "         \
+    "[--timeout S] [--retries N]\n"
+
+/* fence-device set, on the master.  The password arrives as `--password
+ * SECRET`: the vigil command read it from --password-file on the host it
+ * was typed on (it never appears in a log or an answer). */
+static void fence_set(struct request *rq, int argc, char **argv, int nw)
+{
+    struct ha_change ch = {.type = HA_CHG_FENCE_SET, .host = HA_NO_HOST, .vm = -1, .fence_level = 1};
+    struct ha_fence_dev *d = &ch.dev;
+    const char *host = NULL, *type = NULL;
+    long port = -1, cipher = -1, level = 1, dev = 1, retries = HA_FENCE_RETRIES_DEFAULT;
+    ha_ms timeout = HA_FENCE_TIMEOUT_DEFAULT;
+    bool have_pw = false;
+    char err[256];
+    for (int i = nw; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-') {
+            if (host)
+                return request_finish(rq, 2, "fence-device set: unexpected argument '%s'\n" FD_SET_USAGE, a);
+            host = a;
+            continue;
+        }
+        if (!strcmp(a, "--password-file"))
+            return request_finish(rq, 2, "fence-device set: --password-file is read by the vigil command; use it\n");
+        if (!v)
+            return request_finish(rq, 2, "fence-device set: %s needs a value\n" FD_SET_USAGE, a);
+        i++;
+        char *field = NULL;
+        size_t cap = 0;
+        if (!strcmp(a, "--type"))
+            type = v;
+        else if (!strcmp(a, "--address"))
+            field = d->addr, cap = sizeof d->addr;
+        else if (!strcmp(a, "--user"))
+            field = d->user, cap = sizeof d->user;
+        else if (!strcmp(a, "--agent"))
+            field = d->agent, cap = sizeof d->agent;
+        else if (!strcmp(a, "--password")) {
+            field = d->password, cap = sizeof d->password;
+            have_pw = true;
+        } else if (!strcmp(a, "--option")) {
+            if (d->nopts == HA_FENCE_OPTS)
+                return request_finish(rq, 2, "fence-device set: at most %d options\n", HA_FENCE_OPTS);
+            field = d->opt[d->nopts++], cap = sizeof d->opt[0];
+        } else if (!strcmp(a, "--port")) {
+            if (ha_parse_int(v, 1, 65535, &port) < 0)
+                return request_finish(rq, 2, "fence-device set: --port '%s' is not in 1..65535\n", v);
+        } else if (!strcmp(a, "--cipher")) {
+            if (ha_parse_int(v, 1, 17, &cipher) < 0)
+                return request_finish(rq, 2, "fence-device set: --cipher '%s' is not an IPMI cipher suite in 1..17 "
+                                             "(0 has no authentication)\n", v);
+        } else if (!strcmp(a, "--level")) {
+            if (ha_parse_int(v, 1, HA_FENCE_LEVELS, &level) < 0)
+                return request_finish(rq, 2, "fence-device set: --level '%s' is not in 1..%d\n", v, HA_FENCE_LEVELS);
+        } else if (!strcmp(a, "--device")) {
+            if (ha_parse_int(v, 1, HA_FENCE_DEVS, &dev) < 0)
+                return request_finish(rq, 2, "fence-device set: --device '%s' is not in 1..%d\n", v, HA_FENCE_DEVS);
+        } else if (!strcmp(a, "--retries")) {
+            if (ha_parse_int(v, 0, 10, &retries) < 0)
+                return request_finish(rq, 2, "fence-device set: --retries '%s' is not in 0..10\n", v);
+        } else if (!strcmp(a, "--timeout")) {
+            if (ha_parse_duration(v, &timeout) < 0 || timeout < 100 || timeout > 600000)
+                return request_finish(rq, 2, "fence-device set: --timeout '%s' is not a duration from 100ms to 600s "
+                                             "(e.g. 5, 5s, 1500ms)\n", v);
+        } else
+            return request_finish(rq, 2, "fence-device set: unknown option '%s'\n" FD_SET_USAGE, a);
+        if (field) {
+            if (strlen(v) >= cap)
+                return request_finish(rq, 2, "fence-device set: the value of %s is longer than %zu bytes\n", a,
+                                      cap - 1);
+            snprintf(field, cap, "%s", v);
+        }
+    }
+    if (!host || !type)
+        return request_finish(rq, 2, "fence-device set: %s\n" FD_SET_USAGE, !host ? "which host?" : "--type is missing");
+    if (ha_fence_type_parse(type, &d->type) < 0)
+        return request_finish(rq, 2, "fence-device set: --type '%s' is not ipmi, agent, disk or scsi-pr\n", type);
+    if (d->type == HA_FENCE_IPMI && !have_pw)
+        return request_finish(rq, 2, "fence-device set: an ipmi device needs --password-file F\n");
+    if (d->type == HA_FENCE_IPMI) {
+        d->port = port < 0 ? HA_IPMI_PORT : (int)port;
+        d->cipher = cipher < 0 ? HA_FENCE_CIPHER_DEFAULT : (int)cipher;
+    } else {
+        if (cipher >= 0)
+            return request_finish(rq, 2, "fence-device set: --cipher is for ipmi devices\n");
+        d->port = port < 0 ? 0 : (int)port;
+    }
+    d->timeout_ms = (int)timeout;
+    d->retries = (int)retries;
+    if (ha_fence_dev_check(d, err, sizeof err) < 0)
+        return request_finish(rq, 2, "fence-device set: %s\n", err);
+    ch.host = ha_db_find_host(&D.db, host);
+    if (ch.host < 0 || !D.db.host[ch.host].joined)
+        return request_finish(rq, 1, "no host named '%s' in pool %s\n", host, D.db.pool_name);
+    const struct ha_fence_topo *t = D.db.fence[ch.host];
+    int nlevels = t ? t->nlevels : 0;
+    if (level > nlevels + 1)
+        return request_finish(rq, 1, "%s has %d fence level(s): the next one is level %d\n", host, nlevels,
+                              nlevels + 1);
+    int ndevs = level <= nlevels ? t->level[level - 1].ndevs : 0;
+    if (dev > ndevs + 1)
+        return request_finish(rq, 1, "level %ld of %s has %d device(s): the next one is device %d\n", level, host,
+                              ndevs, ndevs + 1);
+    ch.fence_level = (int)level;
+    ch.fence_index = (int)dev - 1;
+    snprintf(rq->text, sizeof rq->text, "fence device %s%s%s%s%s set for %s (level %ld%s)\n",
+             ha_fence_type_name(d->type), d->agent[0] ? " " : "", d->agent, d->addr[0] ? " " : "", d->addr, host,
+             level, dev > 1 ? (dev == 2 ? ", device 2" : dev == 3 ? ", device 3" : ", device 4") : "");
+    if (d->type == HA_FENCE_DISK)
+        snprintf(rq->text + strlen(rq->text), sizeof rq->text - strlen(rq->text),
+                 "note: the disk device works once the heartbeat disk exists (issue [disk])\n");
+    rq->answered_core = true;
+    pool_propose(&ch, rq);
+    explicit_bzero(&ch, sizeof ch);
+}
+
+static void fence_clear(struct request *rq, int argc, char **argv, int nw)
+{
+    const char *host = NULL;
+    long level = 0;
+    for (int i = nw; i < argc; i++) {
+        if (!strcmp(argv[i], "--level") && i + 1 < argc) {
+            if (ha_parse_int(argv[++i], 1, HA_FENCE_LEVELS, &level) < 0)
+                return request_finish(rq, 2, "fence-device clear: --level '%s' is not in 1..%d\n", argv[i],
+                                      HA_FENCE_LEVELS);
+        } else if (argv[i][0] != '-' && !host)
+            host = argv[i];
+        else
+            return request_finish(rq, 2, "usage: vigil fence-device clear HOST [--level N] ('%s'?)\n", argv[i]);
+    }
+    if (!host)
+        return request_finish(rq, 2, "usage: vigil fence-device clear HOST [--level N]\n");
+    int h = ha_db_find_host(&D.db, host);
+    if (h < 0 || !D.db.host[h].joined)
+        return request_finish(rq, 1, "no host named '%s' in pool %s\n", host, D.db.pool_name);
+    const struct ha_fence_topo *t = D.db.fence[h];
+    if (!t)
+        return request_finish(rq, 1, "%s has no fence devices\n", host);
+    if (level && level != t->nlevels)
+        return request_finish(rq, 1, "%s has %d fence level(s): only the highest (%d) can be cleared alone, so that "
+                                     "the others keep their order (or clear them all without --level)\n",
+                              host, t->nlevels, t->nlevels);
+    struct ha_change ch = {.type = HA_CHG_FENCE_CLEAR, .host = h, .vm = -1, .fence_level = (int)level};
+    if (level)
+        snprintf(rq->text, sizeof rq->text, "fence devices of %s cleared (level %ld)\n", host, level);
+    else
+        snprintf(rq->text, sizeof rq->text, "fence devices of %s cleared (all levels)\n", host);
+    rq->answered_core = true;
+    pool_propose(&ch, rq);
+}
+
 /* ---------------------------------------------------------------- forwarding */
 
 static void forward(struct request *rq, int argc, char **argv, uint32_t flags)
@@ -439,7 +649,7 @@ static bool needs_master(enum vigil_cmd_id id)
 {
     switch (id) {
     case C_POOL_TOKEN: case C_POOL_LEAVE: case C_POOL_EJECT: case C_POOL_DESIGNATE: case C_POOL_SET:
-    case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT:
+    case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT: case C_FD_SET: case C_FD_CLEAR:
         return true;
     default:
         return false;
@@ -449,8 +659,9 @@ static bool needs_master(enum vigil_cmd_id id)
 static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, char **argv, int nw)
 {
     char actor[160], line[512] = "";
-    for (int i = 0; i < argc; i++)
-        snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s", i ? " " : "", argv[i]);
+    for (int i = 0; i < argc; i++) /* a password is never written anywhere */
+        snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s", i ? " " : "",
+                 i && !strcmp(argv[i - 1], "--password") ? "***" : argv[i]);
     snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, rq->from);
     audit(LOG_NOTICE, actor, "an operator command, carried out by the master", "vigil %s", line);
     char err[256];
@@ -495,6 +706,10 @@ static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, 
         pool_propose(&ch, rq);
         return;
     }
+    case C_FD_SET:
+        return fence_set(rq, argc, argv, nw);
+    case C_FD_CLEAR:
+        return fence_clear(rq, argc, argv, nw);
     default:
         break;
     }
@@ -681,6 +896,11 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
         }
         break;
     }
+    case C_FD_LIST:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil fence-device list [--json]\n");
+        fence_list(&o, json);
+        break;
     case C_RULE_LIST:
         if (argc != nw)
             return request_finish(rq, 2, "usage: vigil rule list [--json]\n");

@@ -181,12 +181,12 @@ static void run_actions(void)
         case HA_ACT_FENCE: {
             /* fence devices arrive with [fencing]: say so, and let the core
              * retry and explain (its VMs wait: never recovered unfenced) */
-            audit(LOG_ERR, "vigild", "fence devices are not implemented yet (issue [fencing])",
-                  "cannot fence %s: it has no fence device", host_name(a->host));
+            audit(LOG_ERR, "vigild", "the fence device layer is not there yet (issue [fencing])",
+                  "cannot fence %s through its fence devices", host_name(a->host));
             struct ha_event ev = {.type = HA_EV_FENCE_DONE};
             ev.u.fence.host = a->host;
             ev.u.fence.ok = false;
-            snprintf(ev.u.fence.why, sizeof ev.u.fence.why, "no fence device configured");
+            snprintf(ev.u.fence.why, sizeof ev.u.fence.why, "fence devices are not implemented yet");
             queue_event(&ev);
             break;
         }
@@ -308,6 +308,25 @@ static void describe_change(const struct ha_change *c, char *buf, size_t len)
     case HA_CHG_RULE_ADD: snprintf(buf, len, "rule %s added", c->rule.name); break;
     case HA_CHG_RULE_DEL: snprintf(buf, len, "rule deleted"); break;
     case HA_CHG_VM_PROTECT: snprintf(buf, len, "VM protection: %s", ha_protect_name(c->protect)); break;
+    case HA_CHG_FENCE_SET: {
+        /* never the password */
+        char what[160];
+        const struct ha_fence_dev *d = &c->dev;
+        snprintf(what, sizeof what, "%s%s%s%s%s", ha_fence_type_name(d->type), d->agent[0] ? " " : "", d->agent,
+                 d->addr[0] ? " " : "", d->addr);
+        if (c->fence_index)
+            snprintf(buf, len, "fence device %s set for %s (level %d, device %d)", what, host_name(c->host),
+                     c->fence_level, c->fence_index + 1);
+        else
+            snprintf(buf, len, "fence device %s set for %s (level %d)", what, host_name(c->host), c->fence_level);
+        break;
+    }
+    case HA_CHG_FENCE_CLEAR:
+        if (c->fence_level)
+            snprintf(buf, len, "fence devices of %s cleared (level %d)", host_name(c->host), c->fence_level);
+        else
+            snprintf(buf, len, "fence devices of %s cleared (all levels)", host_name(c->host));
+        break;
     default: snprintf(buf, len, "database change of type %d", c->type); break;
     }
 }

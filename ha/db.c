@@ -19,6 +19,10 @@ void ha_db_free(struct ha_db *db)
 {
     free(db->vm);
     free(db->rule);
+    for (int i = 0; i < HA_MAX_HOSTS; i++) {
+        free(db->fence[i]);
+        db->fence[i] = NULL;
+    }
     db->vm = NULL;
     db->rule = NULL;
     db->nvms = 0;
@@ -87,6 +91,16 @@ int ha_db_copy(struct ha_db *dst, const struct ha_db *src)
     dst->rule = NULL;
     dst->nvms = 0;
     dst->nrules = 0;
+    memset(dst->fence, 0, sizeof dst->fence);
+    for (int i = 0; i < HA_MAX_HOSTS; i++)
+        if (src->fence[i]) {
+            dst->fence[i] = malloc(sizeof *dst->fence[i]);
+            if (!dst->fence[i]) {
+                ha_db_free(dst);
+                return -ENOMEM;
+            }
+            *dst->fence[i] = *src->fence[i];
+        }
     for (int i = 0; i < src->nvms; i++) {
         /* through add_vm so the capacity rule (power-of-two growth) holds */
         struct ha_db_vm v = src->vm[i];
@@ -322,6 +336,61 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         h->mem_mb = c->mem_mb;
         h->cpus = c->cpus;
         break;
+    case HA_CHG_FENCE_SET: {
+        char err[HA_REASON_MAX];
+        struct ha_fence_topo *t = h ? db->fence[c->host] : NULL;
+        int nlevels = t ? t->nlevels : 0;
+        /* levels and devices stay contiguous: replace one, or add the next */
+        if (!h || c->fence_level < 1 || c->fence_level > HA_FENCE_LEVELS || c->fence_level > nlevels + 1 ||
+            c->fence_index < 0 || c->fence_index >= HA_FENCE_DEVS ||
+            c->fence_index > (c->fence_level <= nlevels ? t->level[c->fence_level - 1].ndevs : 0) ||
+            ha_fence_dev_check(&c->dev, err, sizeof err) < 0)
+            return -EINVAL;
+        if (!t) {
+            t = calloc(1, sizeof *t);
+            if (!t)
+                return -ENOMEM;
+            db->fence[c->host] = t;
+        }
+        struct ha_fence_level *l = &t->level[c->fence_level - 1];
+        if (c->fence_level > t->nlevels) {
+            memset(l, 0, sizeof *l);
+            t->nlevels = c->fence_level;
+        }
+        /* through snprintf: the stored copy holds nothing after its NULs */
+        struct ha_fence_dev *d = &l->dev[c->fence_index];
+        memset(d, 0, sizeof *d);
+        d->type = c->dev.type;
+        snprintf(d->addr, sizeof d->addr, "%s", c->dev.addr);
+        d->port = c->dev.port;
+        snprintf(d->user, sizeof d->user, "%s", c->dev.user);
+        snprintf(d->password, sizeof d->password, "%s", c->dev.password);
+        d->cipher = c->dev.cipher;
+        snprintf(d->agent, sizeof d->agent, "%s", c->dev.agent);
+        d->nopts = c->dev.nopts;
+        for (int i = 0; i < c->dev.nopts; i++)
+            snprintf(d->opt[i], sizeof d->opt[i], "%s", c->dev.opt[i]);
+        d->timeout_ms = c->dev.timeout_ms;
+        d->retries = c->dev.retries;
+        if (c->fence_index == l->ndevs)
+            l->ndevs++;
+        h->fence_ipmi = true;
+        break;
+    }
+    case HA_CHG_FENCE_CLEAR: {
+        struct ha_fence_topo *t = h ? db->fence[c->host] : NULL;
+        /* only the highest level goes alone: the others keep their numbers */
+        if (!h || !t || (c->fence_level != 0 && c->fence_level != t->nlevels) || c->fence_index)
+            return -EINVAL;
+        if (t && c->fence_level && t->nlevels > 1) {
+            memset(&t->level[--t->nlevels], 0, sizeof t->level[0]);
+        } else {
+            free(t);
+            db->fence[c->host] = NULL;
+        }
+        h->fence_ipmi = db->fence[c->host] != NULL;
+        break;
+    }
     case HA_CHG_SETTING: {
         char err[HA_REASON_MAX];
         struct ha_settings s = db->set;

@@ -65,7 +65,8 @@ struct ha_db_host {
     char name[HA_NAME_MAX];
     uint64_t mem_mb;
     int cpus;
-    bool fence_ipmi;   /* has a BMC fence device (level 1) */
+    bool fence_ipmi;   /* has device fencing (level 1 of the core: a BMC, an agent...): in a
+                        * pool database, true iff db->fence[host] has at least one level */
     bool joined;       /* part of the pool (in the corosync nodelist) */
     bool maintenance;
     bool leaving;      /* pool leave --evacuate in progress */
@@ -101,6 +102,48 @@ struct ha_rule {
     ha_hostset hosts; /* PIN: the allowed hosts */
 };
 
+/* Fence devices (docs/fencing.md, "Configuring fence devices").  A host's
+ * topology is an ordered list of levels; the device layer tries them in
+ * order, and a level succeeds when every device of it does.  Strings are
+ * NUL-terminated within their fields. */
+enum ha_fence_type { HA_FENCE_IPMI, HA_FENCE_AGENT, HA_FENCE_DISK, HA_FENCE_SCSI_PR };
+#define HA_FENCE_TYPE_LAST HA_FENCE_SCSI_PR
+#define HA_FENCE_LEVELS 4    /* levels per host */
+#define HA_FENCE_DEVS 4      /* devices per level, all of which must succeed */
+#define HA_FENCE_OPTS 16     /* key=value options per device */
+#define HA_FENCE_STR 64      /* address, user, agent, one option: 63 bytes */
+#define HA_FENCE_SECRET 128  /* password: 127 bytes */
+#define HA_FENCE_CIPHER_DEFAULT 3
+#define HA_FENCE_TIMEOUT_DEFAULT 5000
+#define HA_FENCE_RETRIES_DEFAULT 2
+#define HA_IPMI_PORT 623
+struct ha_fence_dev {
+    enum ha_fence_type type;
+    char addr[HA_FENCE_STR];       /* ipmi: BMC address; agent: its ip= (optional) */
+    int port;                      /* 1..65535; 0: none given (ipmi stores 623) */
+    char user[HA_FENCE_STR];
+    char password[HA_FENCE_SECRET]; /* never logged nor printed */
+    int cipher;                    /* ipmi: cipher suite 1..17; others 0 */
+    char agent[HA_FENCE_STR];      /* agent: program name, fence_[A-Za-z0-9_-]+ */
+    int nopts;
+    char opt[HA_FENCE_OPTS][HA_FENCE_STR]; /* "key=value" */
+    int timeout_ms;                /* 100..600000 */
+    int retries;                   /* 0..10 */
+};
+struct ha_fence_level {
+    int ndevs; /* 1..HA_FENCE_DEVS */
+    struct ha_fence_dev dev[HA_FENCE_DEVS];
+};
+struct ha_fence_topo {
+    int nlevels; /* 1..HA_FENCE_LEVELS (a host without levels has no topology) */
+    struct ha_fence_level level[HA_FENCE_LEVELS];
+};
+const char *ha_fence_type_name(enum ha_fence_type t);
+int ha_fence_type_parse(const char *s, enum ha_fence_type *out);
+/* Whether a device may be stored: every field bounded, terminated and of the
+ * right shape for its type.  0, or -EINVAL with the reason in err. */
+int ha_fence_dev_check(const struct ha_fence_dev *d, char *err, size_t errlen);
+
 /* A one-time join token: the pool keeps only the SHA-256 of its secret. */
 #define HA_MAX_TOKENS 16
 struct ha_token {
@@ -126,6 +169,7 @@ struct ha_db {
     struct ha_db_vm *vm; /* nvms entries, owned */
     int nrules;
     struct ha_rule *rule; /* nrules entries, owned */
+    struct ha_fence_topo *fence[HA_MAX_HOSTS]; /* per host: NULL (no device) or owned */
 };
 
 enum ha_change_type {
@@ -149,8 +193,10 @@ enum ha_change_type {
     HA_CHG_SETTING,         /* name = setting, text = value (ha_settings_set spelling) */
     HA_CHG_MASTER,          /* host becomes master (a takeover or a handoff); epoch + 1 */
     HA_CHG_HOST_FACTS,      /* host's mem_mb and cpus, as it measured them */
+    HA_CHG_FENCE_SET,       /* host, fence_level (1..), fence_index (0..): store dev there */
+    HA_CHG_FENCE_CLEAR,     /* host, fence_level: that level (the highest), or 0: every level */
 };
-#define HA_CHG_LAST HA_CHG_HOST_FACTS
+#define HA_CHG_LAST HA_CHG_FENCE_CLEAR
 
 struct ha_change {
     enum ha_change_type type;
@@ -168,6 +214,9 @@ struct ha_change {
     int64_t when;           /* TOKEN_ADD */
     uint64_t mem_mb;        /* HOST_ADD, VM_ADD, HOST_FACTS */
     int cpus;               /* HOST_ADD, VM_ADD, HOST_FACTS */
+    int fence_level;        /* FENCE_SET: 1..4; FENCE_CLEAR: 0 (all) or 1..4 */
+    int fence_index;        /* FENCE_SET: 0..3, the device within the level */
+    struct ha_fence_dev dev; /* FENCE_SET */
 };
 
 void ha_db_init(struct ha_db *db);

@@ -21,19 +21,26 @@ _Static_assert(HA_CHG_HOST_JOIN == 0 && HA_CHG_HOST_LEAVE == 1 && HA_CHG_HOST_MA
                    HA_CHG_PREFERRED_MASTER == 9 && HA_CHG_RULE_ADD == 10 && HA_CHG_RULE_DEL == 11 &&
                    HA_CHG_POOL_CREATE == 12 && HA_CHG_HOST_ADD == 13 && HA_CHG_VM_ADD == 14 &&
                    HA_CHG_TOKEN_ADD == 15 && HA_CHG_TOKEN_USE == 16 && HA_CHG_SETTING == 17 &&
-                   HA_CHG_MASTER == 18 && HA_CHG_HOST_FACTS == 19 && HA_CHG_LAST == HA_CHG_HOST_FACTS,
+                   HA_CHG_MASTER == 18 && HA_CHG_HOST_FACTS == 19 && HA_CHG_FENCE_SET == 20 &&
+                   HA_CHG_FENCE_CLEAR == 21 && HA_CHG_LAST == HA_CHG_FENCE_CLEAR,
                "enum ha_change_type is on disk: append new types at the end");
 _Static_assert(HA_PROTECT_OFF == 0 && HA_PROTECT_RESTART == 1 && HA_PROTECT_BEST_EFFORT == 2,
                "enum ha_protect is on disk");
 _Static_assert(HA_RULE_ANTI_AFFINITY == 0 && HA_RULE_AFFINITY == 1 && HA_RULE_PIN == 2,
                "enum ha_rule_type is on disk");
+_Static_assert(HA_FENCE_IPMI == 0 && HA_FENCE_AGENT == 1 && HA_FENCE_DISK == 2 && HA_FENCE_SCSI_PR == 3 &&
+                   HA_FENCE_TYPE_LAST == HA_FENCE_SCSI_PR,
+               "enum ha_fence_type is on disk");
+_Static_assert(HA_FENCE_LEVELS <= 255 && HA_FENCE_DEVS <= 255 && HA_FENCE_OPTS <= 255 && HA_FENCE_SECRET <= 256,
+               "fence counts and strings are written with one length byte");
 _Static_assert(HA_MAX_HOSTS == 64, "host bitmaps are written as 64 bits");
 
 #define PROTECT_LAST HA_PROTECT_BEST_EFFORT
 #define RULE_TYPE_LAST HA_RULE_PIN
 
 #define SNAP_MAGIC "VGDB"
-#define SNAP_FORMAT 2 /* 2: the recorded master and its epoch */
+#define SNAP_FORMAT 3 /* 2: the recorded master and its epoch; 3: fence devices */
+#define SNAP_FORMAT_OLDEST 2 /* still read: a pool made before fence devices */
 #define SNAP_HDR 12 /* magic, format, reserved, total length */
 #define CHANGE_FORMAT 1
 #define MAX_VMS 1000000 /* ha_db_add_vm's limit */
@@ -163,6 +170,41 @@ static void put_rule(struct wr *w, const struct ha_rule *r)
     put_u64(w, r->hosts);
 }
 
+/* A small count or number: one byte, or the encoding fails. */
+static void put_small(struct wr *w, int v)
+{
+    if (v < 0 || v > 255)
+        w->bad = true;
+    put_u8(w, (unsigned)v & 0xff);
+}
+
+static void put_dev(struct wr *w, const struct ha_fence_dev *d)
+{
+    if ((unsigned)d->type > HA_FENCE_TYPE_LAST)
+        w->bad = true;
+    put_enum(w, (unsigned)d->type);
+    put_str(w, d->addr, sizeof d->addr);
+    if (d->port < 0 || d->port > 65535)
+        w->bad = true;
+    put_u16(w, (unsigned)d->port & 0xffff);
+    put_str(w, d->user, sizeof d->user);
+    put_str(w, d->password, sizeof d->password);
+    put_small(w, d->cipher);
+    put_str(w, d->agent, sizeof d->agent);
+    int n = d->nopts;
+    if (n < 0 || n > HA_FENCE_OPTS) {
+        w->bad = true;
+        n = n < 0 ? 0 : HA_FENCE_OPTS;
+    }
+    put_u8(w, (unsigned)n);
+    for (int i = 0; i < n; i++)
+        put_str(w, d->opt[i], sizeof d->opt[i]);
+    if (d->timeout_ms < 0)
+        w->bad = true;
+    put_u32(w, (uint32_t)d->timeout_ms);
+    put_small(w, d->retries);
+}
+
 static void put_settings(struct wr *w, const struct ha_settings *s)
 {
     put_i64(w, s->token_timeout);
@@ -257,6 +299,34 @@ static void put_snapshot(struct wr *w, uint64_t epoch, const struct ha_db *db, u
     put_u32(w, (uint32_t)nr);
     for (int i = 0; i < nr; i++)
         put_rule(w, &db->rule[i]);
+
+    /* format 3: the hosts with fence devices, by ascending index */
+    uint32_t nf = 0;
+    for (int i = 0; i < HA_MAX_HOSTS; i++)
+        if (db->fence[i]) {
+            nf++;
+            if (i >= nh)
+                w->bad = true; /* a topology for a host the pool does not have */
+        }
+    put_u32(w, nf);
+    for (int i = 0; i < nh; i++) {
+        const struct ha_fence_topo *t = db->fence[i];
+        if (!t)
+            continue;
+        put_i32(w, i);
+        int nl = count(w, t->nlevels, HA_FENCE_LEVELS);
+        if (!nl)
+            w->bad = true;
+        put_u8(w, (unsigned)nl);
+        for (int l = 0; l < nl; l++) {
+            int nd = count(w, t->level[l].ndevs, HA_FENCE_DEVS);
+            if (!nd)
+                w->bad = true;
+            put_u8(w, (unsigned)nd);
+            for (int k = 0; k < nd; k++)
+                put_dev(w, &t->level[l].dev[k]);
+        }
+    }
 }
 
 int pooldb_encode_snapshot(uint64_t epoch, const struct ha_db *db, uint8_t **out, size_t *len)
@@ -310,12 +380,22 @@ static void put_change(struct wr *w, const struct ha_change *c)
     put_i64(w, c->when);
     put_u64(w, c->mem_mb);
     put_i32(w, c->cpus);
+    /* the fence changes carry a tail: where, and for FENCE_SET the device */
+    if (c->type == HA_CHG_FENCE_SET || c->type == HA_CHG_FENCE_CLEAR) {
+        put_small(w, c->fence_level);
+        put_small(w, c->fence_index);
+    }
+    if (c->type == HA_CHG_FENCE_SET)
+        put_dev(w, &c->dev);
 }
 
-/* The largest change: every string full, a full rule. */
+/* The largest device and change: every string full, a full rule. */
+#define DEV_ENC_MAX                                                                                               \
+    (1 + HA_FENCE_STR + 2 + HA_FENCE_STR + HA_FENCE_SECRET + 1 + HA_FENCE_STR + 1 + HA_FENCE_OPTS * HA_FENCE_STR + \
+     4 + 1)
 #define CHANGE_ENC_MAX                                                                                            \
     (2 + 3 * 4 + 1 + 3 * 4 + (1 + (HA_NAME_MAX - 1) + 3 + 4 * HA_RULE_MAX_VMS + 8) + (1 + HA_NAME_MAX - 1) +    \
-     (1 + sizeof(((struct ha_change *)0)->text) - 1) + 32 + 8 + 8 + 4)
+     (1 + sizeof(((struct ha_change *)0)->text) - 1) + 32 + 8 + 8 + 4 + 2 + DEV_ENC_MAX)
 _Static_assert(CHANGE_ENC_MAX <= POOLDB_CHANGE_MAX, "POOLDB_CHANGE_MAX is too small");
 
 int pooldb_encode_change(const struct ha_change *c, uint8_t *out, size_t cap)
@@ -456,6 +536,37 @@ static void get_rule(struct rd *r, struct ha_rule *x)
     x->hosts = get_u64(r);
 }
 
+/* A device's form; whether it makes sense is ha_fence_dev_check's call. */
+static void get_dev(struct rd *r, struct ha_fence_dev *d)
+{
+    memset(d, 0, sizeof *d);
+    unsigned type = get_u8(r);
+    if (!r->failed && type > HA_FENCE_TYPE_LAST)
+        rd_fail(r, "%s: fence device type %u is unknown", r->what, type);
+    d->type = (enum ha_fence_type)type;
+    get_str(r, d->addr, sizeof d->addr, "fence device address");
+    uint8_t b[2] = {0};
+    take(r, b, 2);
+    d->port = b[0] | b[1] << 8;
+    get_str(r, d->user, sizeof d->user, "fence device user");
+    get_str(r, d->password, sizeof d->password, "fence device password");
+    d->cipher = get_u8(r);
+    get_str(r, d->agent, sizeof d->agent, "fence agent");
+    unsigned n = get_u8(r);
+    if (!r->failed && n > HA_FENCE_OPTS)
+        rd_fail(r, "%s: a fence device has %u options, more than %d", r->what, n, HA_FENCE_OPTS);
+    if (r->failed)
+        return;
+    d->nopts = (int)n;
+    for (unsigned i = 0; i < n; i++)
+        get_str(r, d->opt[i], sizeof d->opt[i], "fence device option");
+    uint32_t t = get_u32(r);
+    if (!r->failed && t > INT32_MAX)
+        rd_fail(r, "%s: fence device timeout %" PRIu32 " ms is out of range", r->what, t);
+    d->timeout_ms = (int)(t & INT32_MAX);
+    d->retries = get_u8(r);
+}
+
 int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, char *err, size_t errlen)
 {
     struct rd r = {.p = buf, .n = len, .what = "change", .err = err, .errlen = errlen};
@@ -486,6 +597,12 @@ int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, ch
     t.when = get_i64(&r);
     t.mem_mb = get_u64(&r);
     t.cpus = get_i32(&r);
+    if (t.type == HA_CHG_FENCE_SET || t.type == HA_CHG_FENCE_CLEAR) {
+        t.fence_level = get_u8(&r);
+        t.fence_index = get_u8(&r);
+    }
+    if (t.type == HA_CHG_FENCE_SET)
+        get_dev(&r, &t.dev);
     if (r.failed)
         return -EINVAL;
     if (r.off != len)
@@ -613,6 +730,18 @@ static int check_db(const struct ha_db *db, char *err, size_t errlen)
                 return fail(err, errlen, -EINVAL, "snapshot: hosts %d and %d are both named '%s'", j, i, h->name);
         if (h->cpus < 0)
             return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') has %d CPUs", i, h->name, h->cpus);
+        /* the flag is what the core reads; the topology is what it means */
+        if (h->fence_ipmi != (db->fence[i] != NULL))
+            return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') %s fence devices but its flag says %s", i,
+                        h->name, db->fence[i] ? "has" : "has no", h->fence_ipmi ? "yes" : "no");
+        const struct ha_fence_topo *t = db->fence[i];
+        for (int l = 0; t && l < t->nlevels; l++)
+            for (int k = 0; k < t->level[l].ndevs; k++) {
+                char why[HA_REASON_MAX];
+                if (ha_fence_dev_check(&t->level[l].dev[k], why, sizeof why) < 0)
+                    return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') level %d device %d: %s", i,
+                                h->name, l + 1, k + 1, why);
+            }
     }
     for (int i = 0; i < db->nvms; i++) {
         const struct ha_db_vm *v = &db->vm[i];
@@ -684,7 +813,7 @@ static int check_db(const struct ha_db *db, char *err, size_t errlen)
 #define VM_MIN_BYTES (1 + 8 + 4 + 1 + 4 + 4 + 1 + 4 + 4 + 4)
 #define RULE_MIN_BYTES (1 + 1 + 1 + 1 + 8)
 
-static void get_snapshot_body(struct rd *r, struct ha_db *t)
+static void get_snapshot_body(struct rd *r, struct ha_db *t, unsigned format)
 {
     get_str(r, t->pool_name, sizeof t->pool_name, "pool name");
     get_str(r, t->pool_uuid, sizeof t->pool_uuid, "pool uuid");
@@ -783,6 +912,47 @@ static void get_snapshot_body(struct rd *r, struct ha_db *t)
         get_rule(r, &t->rule[i]);
         t->nrules = (int)i + 1;
     }
+    if (format < 3 || r->failed)
+        return;
+
+    uint32_t nf = get_u32(r);
+    if (!r->failed && nf > (uint32_t)t->nhosts)
+        rd_fail(r, "snapshot: %" PRIu32 " hosts have fence devices but the pool has %d hosts", nf, t->nhosts);
+    int prev = -1;
+    for (uint32_t i = 0; i < nf && !r->failed; i++) {
+        int h = get_i32(r);
+        if (!r->failed && (h <= prev || h >= t->nhosts)) {
+            rd_fail(r, "snapshot: fence devices of host %d: not a host, or out of order", h);
+            return;
+        }
+        prev = h;
+        unsigned nl = get_u8(r);
+        if (!r->failed && (nl < 1 || nl > HA_FENCE_LEVELS)) {
+            rd_fail(r, "snapshot: host %d has %u fence levels, not 1..%d", h, nl, HA_FENCE_LEVELS);
+            return;
+        }
+        if (r->failed)
+            return;
+        struct ha_fence_topo *x = calloc(1, sizeof *x);
+        if (!x) {
+            r->nomem = true;
+            rd_fail(r, "snapshot: out of memory for fence devices");
+            return;
+        }
+        t->fence[h] = x;
+        x->nlevels = (int)nl;
+        for (unsigned l = 0; l < nl && !r->failed; l++) {
+            unsigned nd = get_u8(r);
+            if (!r->failed && (nd < 1 || nd > HA_FENCE_DEVS)) {
+                rd_fail(r, "snapshot: host %d level %u has %u fence devices, not 1..%d", h, l + 1, nd,
+                        HA_FENCE_DEVS);
+                return;
+            }
+            x->level[l].ndevs = (int)nd;
+            for (unsigned k = 0; k < nd && !r->failed; k++)
+                get_dev(r, &x->level[l].dev[k]);
+        }
+    }
 }
 
 int pooldb_decode_snapshot(const uint8_t *buf, size_t len, uint64_t *epoch, struct ha_db *db, char *err,
@@ -797,9 +967,9 @@ int pooldb_decode_snapshot(const uint8_t *buf, size_t len, uint64_t *epoch, stru
     uint32_t head = get_u32(&h); /* format, then reserved: two 16-bit fields */
     unsigned format = head & 0xffff, reserved = head >> 16;
     uint32_t total = get_u32(&h);
-    if (format != SNAP_FORMAT)
-        return fail(err, errlen, -EINVAL, "snapshot format %u is not supported (this vigil reads %d)", format,
-                    SNAP_FORMAT);
+    if (format < SNAP_FORMAT_OLDEST || format > SNAP_FORMAT)
+        return fail(err, errlen, -EINVAL, "snapshot format %u is not supported (this vigil reads %d to %d)", format,
+                    SNAP_FORMAT_OLDEST, SNAP_FORMAT);
     if (reserved)
         return fail(err, errlen, -EINVAL, "snapshot header: reserved field is %u, not 0", reserved);
     if (total < SNAP_HDR + 4)
@@ -821,10 +991,10 @@ int pooldb_decode_snapshot(const uint8_t *buf, size_t len, uint64_t *epoch, stru
     ha_db_init(&t);
     uint64_t e = get_u64(&r);
     t.version = get_u64(&r);
-    get_snapshot_body(&r, &t);
+    get_snapshot_body(&r, &t, format);
     int rc = -EINVAL;
     if (!r.failed && r.off != r.n)
-        rd_fail(&r, "snapshot: %zu unexpected bytes after the last rule at byte %zu", r.n - r.off, r.off);
+        rd_fail(&r, "snapshot: %zu unexpected bytes after its last section at byte %zu", r.n - r.off, r.off);
     if (r.nomem)
         rc = -ENOMEM;
     if (!r.failed && (rc = check_db(&t, err, errlen)) == 0) {
@@ -904,6 +1074,20 @@ static int read_all(int fd, uint8_t **buf, size_t *len)
     }
     *buf = p;
     *len = n;
+    return 0;
+}
+
+/* Takes group and other permissions away from fd (name NULL) or from the
+ * file name in the directory fd: the database holds secrets. */
+static int tighten(int fd, const char *name, mode_t mode)
+{
+    struct stat st;
+    if ((name ? fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) : fstat(fd, &st)) < 0)
+        return -errno;
+    if ((st.st_mode & 07777) == mode)
+        return 0;
+    if ((name ? fchmodat(fd, name, mode, 0) : fchmod(fd, mode)) < 0)
+        return -errno;
     return 0;
 }
 
@@ -1288,6 +1472,13 @@ int pooldb_open(const char *dir, struct pooldb_store **out, uint64_t *epoch, str
         fail(err, errlen, 0, "%s/" LOG_FILE ": cut a torn record at byte %zu (%zu bytes, %s), left by a crash", dir,
              rp.good_end, log_len - rp.good_end, rp.torn_why);
     }
+    /* the database holds fence device passwords: root only */
+    if ((rc = tighten(s->dfd, NULL, 0700)) < 0 || (rc = tighten(s->dfd, SNAP_FILE, 0600)) < 0 ||
+        (rc = tighten(s->logfd, NULL, 0600)) < 0) {
+        fail(err, errlen, rc, "%s: cannot make the pool database root-only (0700, files 0600): %s", dir,
+             strerror(-rc));
+        goto out;
+    }
     if ((rc = unlink_if_there(s->dfd, SNAP_TMP)) < 0) {
         fail(err, errlen, rc, "%s/" SNAP_TMP ": cannot remove this leftover: %s", dir, strerror(-rc));
         goto out;
@@ -1363,6 +1554,10 @@ int pooldb_create(const char *dir, uint64_t epoch, const struct ha_db *db, struc
     if (rc < 0) {
         free(buf);
         return rc;
+    }
+    if ((rc = tighten(s->dfd, NULL, 0700)) < 0) {
+        fail(err, errlen, rc, "%s: cannot make it root-only (0700): %s", dir, strerror(-rc));
+        goto out;
     }
     struct stat st;
     if (fstatat(s->dfd, SNAP_FILE, &st, 0) == 0) {

@@ -27,7 +27,7 @@
 /* ---------------------------------------------------------------- encoding */
 
 /* Largest encoding of one change: a buffer this big always suffices. */
-#define POOLDB_CHANGE_MAX 512
+#define POOLDB_CHANGE_MAX 2048
 
 /* The whole state.  *out is malloc'ed (caller frees); -EINVAL if a string
  * in db is not NUL-terminated within its field, -ENOMEM, -EFBIG past 4 GiB.

@@ -30,6 +30,36 @@ static inline const char *rule_diff(const struct ha_rule *a, const struct ha_rul
     return NULL;
 }
 
+static inline const char *dev_diff(const struct ha_fence_dev *a, const struct ha_fence_dev *b)
+{
+    if (a->type != b->type || a->port != b->port || a->cipher != b->cipher || a->timeout_ms != b->timeout_ms ||
+        a->retries != b->retries || a->nopts != b->nopts)
+        return "dev";
+    if (strcmp(a->addr, b->addr) || strcmp(a->user, b->user) || strcmp(a->password, b->password) ||
+        strcmp(a->agent, b->agent))
+        return "dev strings";
+    for (int i = 0; i < a->nopts && i < HA_FENCE_OPTS; i++)
+        if (strcmp(a->opt[i], b->opt[i]))
+            return "dev.opt";
+    return NULL;
+}
+
+static inline const char *topo_diff(const struct ha_fence_topo *a, const struct ha_fence_topo *b)
+{
+    if (!a || !b)
+        return a == b ? NULL : "fence topology present";
+    if (a->nlevels != b->nlevels)
+        return "fence nlevels";
+    for (int l = 0; l < a->nlevels && l < HA_FENCE_LEVELS; l++) {
+        if (a->level[l].ndevs != b->level[l].ndevs)
+            return "fence ndevs";
+        for (int k = 0; k < a->level[l].ndevs && k < HA_FENCE_DEVS; k++)
+            if (dev_diff(&a->level[l].dev[k], &b->level[l].dev[k]))
+                return "fence device";
+    }
+    return NULL;
+}
+
 static inline const char *settings_diff(const struct ha_settings *a, const struct ha_settings *b)
 {
 #define F(x)                                                                                                      \
@@ -79,6 +109,11 @@ static inline const char *db_diff(const struct ha_db *a, const struct ha_db *b)
             return buf;
         }
     }
+    for (int i = 0; i < HA_MAX_HOSTS; i++)
+        if ((d = topo_diff(a->fence[i], b->fence[i]))) {
+            snprintf(buf, sizeof buf, "fence[%d]: %s", i, d);
+            return buf;
+        }
     if (a->nvms != b->nvms)
         return "nvms";
     for (int i = 0; i < a->nvms; i++) {
@@ -106,6 +141,7 @@ static inline const char *change_diff(const struct ha_change *a, const struct ha
     if (a->x != b->x)                                                                                             \
         return #x;
     F(type) F(host) F(vm) F(arg) F(protect) F(priority) F(order) F(after1) F(when) F(mem_mb) F(cpus)
+    F(fence_level) F(fence_index)
 #undef F
     const char *d = rule_diff(&a->rule, &b->rule);
     if (d)
@@ -116,6 +152,8 @@ static inline const char *change_diff(const struct ha_change *a, const struct ha
         return "text";
     if (memcmp(a->blob, b->blob, sizeof a->blob))
         return "blob";
+    if (a->type == HA_CHG_FENCE_SET && (d = dev_diff(&a->dev, &b->dev)))
+        return d;
     return NULL;
 }
 

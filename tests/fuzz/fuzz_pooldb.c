@@ -4,7 +4,7 @@
  *   2  the snapshot decoder after fixing up the length and CRC, so that
  *      mutations get past the CRC and reach the field checks
  * Whatever a decoder accepts must encode back to exactly the same bytes
- * (the encoding is canonical) and decode again to an equal value; whatever
+ * (the encoding is canonical; a format 2 snapshot comes back as format 3) and decode again to an equal value; whatever
  * it refuses must come with a reason and leave the output untouched. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,7 +29,9 @@ static void snapshot(const uint8_t *data, size_t size)
     size_t len;
     if (pooldb_encode_snapshot(epoch, &db, &enc, &len) < 0)
         abort();
-    if (len != size || memcmp(enc, data, size))
+    /* a format 2 snapshot (a pool made before fence devices) is written
+     * back as format 3: the same state, not the same bytes */
+    if (data[4] == 3 && (len != size || memcmp(enc, data, size)))
         abort();
     uint64_t epoch2;
     struct ha_db db2;

@@ -291,6 +291,132 @@ START_TEST(pin_rule_names_known_hosts)
 }
 END_TEST
 
+static struct ha_change fence_set(int host, int level, int index, enum ha_fence_type type)
+{
+    struct ha_change c = {.type = HA_CHG_FENCE_SET, .host = host, .fence_level = level, .fence_index = index};
+    c.dev = (struct ha_fence_dev){.type = type, .timeout_ms = 5000, .retries = 2};
+    if (type == HA_FENCE_IPMI) {
+        strcpy(c.dev.addr, "10.99.1.2");
+        strcpy(c.dev.user, "admin");
+        strcpy(c.dev.password, "s3cret");
+        c.dev.port = 623;
+        c.dev.cipher = 3;
+    } else if (type == HA_FENCE_AGENT) {
+        strcpy(c.dev.agent, "fence_apc");
+        c.dev.nopts = 1;
+        strcpy(c.dev.opt[0], "plug=4");
+    }
+    return c;
+}
+
+/* A refused change changes nothing: not even the version. */
+static void refused(struct ha_db *db, const struct ha_change *c, const char *what)
+{
+    struct ha_db before;
+    ck_assert_int_eq(ha_db_copy(&before, db), 0);
+    ck_assert_msg(ha_db_apply(db, c) == -EINVAL, "%s: accepted", what);
+    ck_assert_uint_eq(db->version, before.version);
+    for (int h = 0; h < db->nhosts; h++) {
+        ck_assert_int_eq(db->host[h].fence_ipmi, before.host[h].fence_ipmi);
+        ck_assert_int_eq(!db->fence[h], !before.fence[h]);
+        if (db->fence[h])
+            ck_assert_msg(!memcmp(db->fence[h], before.fence[h], sizeof *db->fence[h]), "%s: changed", what);
+    }
+    ha_db_free(&before);
+}
+
+START_TEST(fence_devices)
+{
+    struct ha_db db;
+    mkdb(&db);
+    /* mkdb's hosts claim a BMC the old way; a clear with nothing to clear is refused */
+    struct ha_change clr = {.type = HA_CHG_FENCE_CLEAR, .host = 1};
+    refused(&db, &clr, "clear without devices");
+
+    struct ha_change c = fence_set(1, 1, 0, HA_FENCE_IPMI);
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    ck_assert_ptr_nonnull(db.fence[1]);
+    ck_assert_int_eq(db.fence[1]->nlevels, 1);
+    ck_assert_int_eq(db.fence[1]->level[0].ndevs, 1);
+    ck_assert_str_eq(db.fence[1]->level[0].dev[0].password, "s3cret");
+    ck_assert(db.host[1].fence_ipmi);
+    /* replace device 1, add device 2, then level 2 */
+    strcpy(c.dev.password, "other");
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    ck_assert_str_eq(db.fence[1]->level[0].dev[0].password, "other");
+    ck_assert_int_eq(db.fence[1]->level[0].ndevs, 1);
+    struct ha_change c2 = fence_set(1, 1, 1, HA_FENCE_AGENT);
+    ck_assert_int_eq(ha_db_apply(&db, &c2), 0);
+    ck_assert_int_eq(db.fence[1]->level[0].ndevs, 2);
+    struct ha_change c3 = fence_set(1, 2, 0, HA_FENCE_DISK);
+    ck_assert_int_eq(ha_db_apply(&db, &c3), 0);
+    ck_assert_int_eq(db.fence[1]->nlevels, 2);
+
+    /* copies are deep */
+    struct ha_db copy;
+    ck_assert_int_eq(ha_db_copy(&copy, &db), 0);
+    ck_assert_ptr_ne(copy.fence[1], db.fence[1]);
+    ck_assert(!memcmp(copy.fence[1], db.fence[1], sizeof *db.fence[1]));
+    ha_db_free(&copy);
+
+    /* refused: holes, bounds, unknown hosts, bad devices */
+    struct ha_change bad;
+    bad = fence_set(1, 4, 0, HA_FENCE_IPMI); refused(&db, &bad, "level 4 after 2");
+    bad = fence_set(1, 0, 0, HA_FENCE_IPMI); refused(&db, &bad, "level 0");
+    bad = fence_set(1, 5, 0, HA_FENCE_IPMI); refused(&db, &bad, "level 5");
+    bad = fence_set(1, 1, 3, HA_FENCE_IPMI); refused(&db, &bad, "device 4 after 2");
+    bad = fence_set(1, 1, -1, HA_FENCE_IPMI); refused(&db, &bad, "device 0");
+    bad = fence_set(7, 1, 0, HA_FENCE_IPMI); refused(&db, &bad, "unknown host");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.cipher = 0; refused(&db, &bad, "cipher 0");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.password[0] = 0; refused(&db, &bad, "no password");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); memset(bad.dev.password, 'p', sizeof bad.dev.password);
+    refused(&db, &bad, "unterminated password");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); strcpy(bad.dev.addr, "a b"); refused(&db, &bad, "address with a space");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); strcpy(bad.dev.addr, "-oProxy"); refused(&db, &bad, "leading -");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.timeout_ms = 99; refused(&db, &bad, "timeout");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.retries = 11; refused(&db, &bad, "retries");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.port = 70000; refused(&db, &bad, "port");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); bad.dev.type = (enum ha_fence_type)9; refused(&db, &bad, "type");
+    bad = fence_set(1, 1, 0, HA_FENCE_IPMI); strcpy(bad.dev.user, "a\nb"); refused(&db, &bad, "control byte");
+    bad = fence_set(1, 1, 0, HA_FENCE_AGENT); strcpy(bad.dev.agent, "/bin/sh"); refused(&db, &bad, "agent path");
+    bad = fence_set(1, 1, 0, HA_FENCE_AGENT); strcpy(bad.dev.opt[0], "plug"); refused(&db, &bad, "option");
+    bad = fence_set(1, 1, 0, HA_FENCE_AGENT); strcpy(bad.dev.opt[0], "password=x"); refused(&db, &bad, "secret option");
+    bad = fence_set(1, 1, 0, HA_FENCE_AGENT); bad.dev.nopts = 2; strcpy(bad.dev.opt[1], "plug=5");
+    refused(&db, &bad, "option twice");
+    bad = fence_set(1, 1, 0, HA_FENCE_AGENT); bad.dev.nopts = 17; refused(&db, &bad, "17 options");
+    bad = fence_set(1, 1, 0, HA_FENCE_DISK); strcpy(bad.dev.addr, "x"); refused(&db, &bad, "disk with address");
+    char err[HA_REASON_MAX];
+    ck_assert_int_eq(ha_fence_dev_check(&bad.dev, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "disk device: it takes no address"), "%s", err);
+
+    /* clear: only the highest level alone, or all */
+    clr = (struct ha_change){.type = HA_CHG_FENCE_CLEAR, .host = 1, .fence_level = 1};
+    refused(&db, &clr, "clear level 1 under level 2");
+    clr.fence_level = 3;
+    refused(&db, &clr, "clear level 3");
+    clr.fence_level = 2;
+    ck_assert_int_eq(ha_db_apply(&db, &clr), 0);
+    ck_assert_int_eq(db.fence[1]->nlevels, 1);
+    ck_assert(db.host[1].fence_ipmi);
+    clr.fence_level = 0;
+    ck_assert_int_eq(ha_db_apply(&db, &clr), 0);
+    ck_assert_ptr_null(db.fence[1]);
+    ck_assert(!db.host[1].fence_ipmi);
+    /* and the last level alone clears the host too */
+    ck_assert_int_eq(ha_db_apply(&db, &c), 0);
+    clr.fence_level = 1;
+    ck_assert_int_eq(ha_db_apply(&db, &clr), 0);
+    ck_assert_ptr_null(db.fence[1]);
+    ck_assert(!db.host[1].fence_ipmi);
+    ck_assert_str_eq(ha_fence_type_name(HA_FENCE_SCSI_PR), "scsi-pr");
+    enum ha_fence_type t;
+    ck_assert_int_eq(ha_fence_type_parse("agent", &t), 0);
+    ck_assert_int_eq(t, HA_FENCE_AGENT);
+    ck_assert_int_eq(ha_fence_type_parse("bmc", &t), -EINVAL);
+    ha_db_free(&db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -303,6 +429,7 @@ int main(void)
     tcase_add_test(t, apply_is_deterministic);
     tcase_add_test(t, apply_rejects_bad_changes);
     tcase_add_test(t, commands);
+    tcase_add_test(t, fence_devices);
     suite_add_tcase(s, t);
     return vigil_run_suite(s);
 }

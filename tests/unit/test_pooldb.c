@@ -69,6 +69,68 @@ static void add_rule(struct ha_db *db, const struct ha_rule *r)
     db->rule[db->nrules++] = *r;
 }
 
+static void rand_str(char *dst, size_t field, const char *alphabet)
+{
+    size_t n = (size_t)rnd_in(1, (int)field - 1), k = strlen(alphabet);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = alphabet[rnd() % k];
+    dst[n] = 0;
+}
+
+/* A device that ha_fence_dev_check accepts; full: every string and list full. */
+static void rand_dev(struct ha_fence_dev *d, bool full)
+{
+    static const char an[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static const char pw[] = "abcXYZ019 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\x80\xff";
+    memset(d, 0, sizeof *d);
+    d->type = (enum ha_fence_type)rnd_in(0, HA_FENCE_TYPE_LAST);
+    d->timeout_ms = rnd_in(100, 600000);
+    d->retries = rnd_in(0, 10);
+    if (d->type == HA_FENCE_IPMI || d->type == HA_FENCE_AGENT) {
+        rand_str(d->addr, full ? 2 : sizeof d->addr, "abc019.-_:");
+        d->addr[0] = 'h'; /* never a leading '-' */
+        if (full)
+            memset(d->addr, 'a', sizeof d->addr - 1);
+        d->port = rnd_in(1, 65535);
+        rand_str(d->user, sizeof d->user, an);
+        rand_str(d->password, sizeof d->password, pw);
+        if (full) {
+            memset(d->user, 'u', sizeof d->user - 1);
+            memset(d->password, 'p', sizeof d->password - 1);
+        }
+    }
+    if (d->type == HA_FENCE_IPMI)
+        d->cipher = rnd_in(1, 17);
+    if (d->type == HA_FENCE_AGENT) {
+        snprintf(d->agent, sizeof d->agent, "fence_%c%d", 'a' + rnd_in(0, 25), rnd_in(0, 999));
+        if (full)
+            memset(d->agent + 6, 'x', sizeof d->agent - 7);
+    }
+    if (d->type == HA_FENCE_AGENT || d->type == HA_FENCE_SCSI_PR) {
+        d->nopts = full ? HA_FENCE_OPTS : rnd_in(0, HA_FENCE_OPTS);
+        for (int i = 0; i < d->nopts; i++) {
+            int k = snprintf(d->opt[i], sizeof d->opt[i], "k%d=", i);
+            if (full)
+                memset(d->opt[i] + k, 'v', sizeof d->opt[i] - (size_t)k - 1);
+            else
+                rand_str(d->opt[i] + k, sizeof d->opt[i] - (size_t)k, pw);
+        }
+    }
+}
+
+static struct ha_fence_topo *rand_topo(void)
+{
+    struct ha_fence_topo *t = calloc(1, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    t->nlevels = rnd_in(1, HA_FENCE_LEVELS);
+    for (int l = 0; l < t->nlevels; l++) {
+        t->level[l].ndevs = rnd_in(1, HA_FENCE_DEVS);
+        for (int k = 0; k < t->level[l].ndevs; k++)
+            rand_dev(&t->level[l].dev[k], rnd() % 8 == 0);
+    }
+    return t;
+}
+
 /* A database as ha_db_apply could have made it: every field varied, every
  * invariant the decoder checks respected. */
 static void rand_db(struct ha_db *db, uint64_t seed, int max_hosts, int max_vms)
@@ -92,13 +154,15 @@ static void rand_db(struct ha_db *db, uint64_t seed, int max_hosts, int max_vms)
     }
     int nh = rnd_in(0, max_hosts);
     for (int i = 0; i < nh; i++) {
-        struct ha_db_host h = {.mem_mb = rnd() % (1u << 22), .cpus = rnd_in(0, 256), .fence_ipmi = rnd() % 2,
+        struct ha_db_host h = {.mem_mb = rnd() % (1u << 22), .cpus = rnd_in(0, 256), .fence_ipmi = rnd() % 3 == 0,
                                .joined = rnd() % 2, .maintenance = rnd() % 2, .leaving = rnd() % 2,
                                .fenced = rnd() % 2, .nodeid = (uint32_t)rnd()};
         snprintf(h.name, sizeof h.name, "host-%d.%c", i, 'a' + rnd_in(0, 25));
         if (rnd() % 3)
             snprintf(h.addr, sizeof h.addr, "10.%d.%d.%d", rnd_in(0, 255), rnd_in(0, 255), rnd_in(1, 254));
         ck_assert_int_eq(ha_db_add_host(db, &h), i);
+        if (h.fence_ipmi) /* the flag says the host has fence devices */
+            db->fence[i] = rand_topo();
     }
     db->preferred_master = nh && rnd() % 2 ? rnd_in(0, nh - 1) : HA_NO_HOST;
     int nv = rnd_in(0, max_vms);
@@ -179,6 +243,16 @@ START_TEST(snapshot_round_trip)
 }
 END_TEST
 
+/* The topology of the first host with fence devices. */
+static struct ha_fence_topo *fence_of(struct ha_db *db)
+{
+    for (int i = 0; i < db->nhosts; i++)
+        if (db->fence[i])
+            return db->fence[i];
+    ck_abort_msg("no host with fence devices");
+    return NULL;
+}
+
 /* One field changed at a time: the digest must notice every one. */
 static void mutate(struct ha_db *db, int which)
 {
@@ -216,16 +290,26 @@ static void mutate(struct ha_db *db, int which)
     case 30: db->nrules--; break;
     case 31: db->set.heartbeat_disk = !db->set.heartbeat_disk; break;
     case 32: db->host[0].maintenance = !db->host[0].maintenance; break;
+    case 33: fence_of(db)->level[0].dev[0].password[0] ^= 1; break;
+    case 34: fence_of(db)->level[0].dev[0].retries ^= 1; break;
+    case 35: fence_of(db)->level[0].dev[0].timeout_ms ^= 1; break;
+    case 36: fence_of(db)->level[0].dev[0].type ^= 1; break;
+    case 37: fence_of(db)->nlevels--; break;
+    case 38: fence_of(db)->level[0].dev[0].port ^= 1; break;
+    case 39: fence_of(db)->level[0].dev[0].user[0] ^= 1; break;
     }
 }
-#define NMUTATIONS 33
+#define NMUTATIONS 40
 
 /* A database with at least 3 hosts, 4 VMs, 3 rules and 2 tokens. */
 static void big_db(struct ha_db *db, uint64_t seed)
 {
     for (;; seed += 1000) {
         rand_db(db, seed, 8, 40);
-        if (db->nhosts >= 3 && db->nvms >= 4 && db->nrules >= 3 && db->ntokens >= 2)
+        bool fenced = false; /* one host with 2 levels or more, so that one can go */
+        for (int i = 0; i < db->nhosts; i++)
+            fenced |= db->fence[i] && db->fence[i]->nlevels >= 2 && db->fence[i] == fence_of(db);
+        if (db->nhosts >= 3 && db->nvms >= 4 && db->nrules >= 3 && db->ntokens >= 2 && fenced)
             return;
         ha_db_free(db);
     }
@@ -289,6 +373,12 @@ static void rand_change(struct ha_change *c, enum ha_change_type type)
     c->when = (int64_t)rnd();
     c->mem_mb = rnd();
     c->cpus = (int)rnd();
+    if (type == HA_CHG_FENCE_SET || type == HA_CHG_FENCE_CLEAR) {
+        c->fence_level = rnd_in(0, 255);
+        c->fence_index = rnd_in(0, 255);
+    }
+    if (type == HA_CHG_FENCE_SET)
+        rand_dev(&c->dev, false);
 }
 
 START_TEST(change_round_trip)
@@ -303,6 +393,20 @@ START_TEST(change_round_trip)
                 memset(c.text, 't', sizeof c.text - 1);
                 memset(c.rule.name, 'r', sizeof c.rule.name - 1);
                 c.rule.nvms = HA_RULE_MAX_VMS;
+                if (t == HA_CHG_FENCE_SET) {
+                    while (c.dev.type != HA_FENCE_AGENT) /* the one type with every field */
+                        rand_dev(&c.dev, true);
+                    rand_dev(&c.dev, true);
+                    c.dev.type = HA_FENCE_AGENT;
+                    memset(c.dev.agent, 'a', sizeof c.dev.agent - 1);
+                    memset(c.dev.addr, 'd', sizeof c.dev.addr - 1);
+                    memset(c.dev.user, 'u', sizeof c.dev.user - 1);
+                    memset(c.dev.password, 'p', sizeof c.dev.password - 1);
+                    c.dev.nopts = HA_FENCE_OPTS;
+                    for (int k = 0; k < HA_FENCE_OPTS; k++)
+                        memset(c.dev.opt[k], 'o', sizeof c.dev.opt[k] - 1);
+                    c.dev.cipher = 255;
+                }
             }
             uint8_t buf[POOLDB_CHANGE_MAX], again[POOLDB_CHANGE_MAX];
             char err[256] = "";
@@ -459,6 +563,18 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 static void fix_crc(uint8_t *buf, size_t len) { put_le32(buf + len - 4, pooldb_crc32(buf, len - 4)); }
 
+/* A topology of one level with one IPMI device (calloc'ed: the db owns it). */
+static struct ha_fence_topo *one_ipmi(void)
+{
+    struct ha_fence_topo *t = calloc(1, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    t->nlevels = 1;
+    t->level[0].ndevs = 1;
+    t->level[0].dev[0] = (struct ha_fence_dev){.type = HA_FENCE_IPMI, .addr = "10.99.1.2", .port = 623, .user = "admin",
+                                               .password = "s3cret", .cipher = 3, .timeout_ms = 5000, .retries = 2};
+    return t;
+}
+
 START_TEST(snapshot_semantic_errors)
 {
     struct ha_db base;
@@ -503,15 +619,20 @@ START_TEST(snapshot_semantic_errors)
     struct ha_db empty;
     ha_db_init(&empty);
     encode(1, &empty, &buf, &len);
-    put_le32(buf + len - 12, 0xffffffffu); /* the VM count: VMs and rules are the last counts */
+    put_le32(buf + len - 16, 0xffffffffu); /* the VM count: VMs, rules, fenced hosts are the last counts */
     fix_crc(buf, len);
     ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &out, err, sizeof err), -EINVAL);
     ck_assert_msg(strstr(err, "claims 4294967295 VMs"), "%s", err);
-    put_le32(buf + len - 12, 0);
-    put_le32(buf + len - 8, 0x10000000u);
+    put_le32(buf + len - 16, 0);
+    put_le32(buf + len - 12, 0x10000000u);
     fix_crc(buf, len);
     ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &out, err, sizeof err), -EINVAL);
     ck_assert_msg(strstr(err, "claims 268435456 rules"), "%s", err);
+    put_le32(buf + len - 12, 0);
+    put_le32(buf + len - 8, 1);
+    fix_crc(buf, len);
+    ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &out, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "1 hosts have fence devices but the pool has 0 hosts"), "%s", err);
     free(buf);
 
     /* field level: a bad database encodes (the encoder does not judge)
@@ -549,6 +670,11 @@ START_TEST(snapshot_semantic_errors)
         {26, "setting msgwait: '-200ms' is not a duration"},
         {27, "failures_to_tolerate: '64' is not a whole number in range"},
         {28, "setting vm_start: '604800001ms' is not a duration"},
+        {29, "host 0 ('h0') has no fence devices but its flag says yes"},
+        {30, "host 1 ('h1') has fence devices but its flag says no"},
+        {31, "host 2 ('h2') level 1 device 1: ipmi device: cipher suite is not in 1..17"},
+        {32, "host 2 ('h2') level 1 device 1: ipmi device: it needs an address, a user and a password"},
+        {33, "host 2 ('h2') level 1 device 1: agent device: option 'k' is not key=value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct ha_db d;
@@ -583,6 +709,15 @@ START_TEST(snapshot_semantic_errors)
         case 26: d.set.msgwait = -200; break;
         case 27: d.set.failures_to_tolerate = 64; break;
         case 28: d.set.vm_start = 604800001; break;
+        case 29: d.host[0].fence_ipmi = true; break;
+        case 30: d.fence[1] = one_ipmi(); break;
+        case 31: d.fence[2] = one_ipmi(), d.host[2].fence_ipmi = true, d.fence[2]->level[0].dev[0].cipher = 0; break;
+        case 32: d.fence[2] = one_ipmi(), d.host[2].fence_ipmi = true, d.fence[2]->level[0].dev[0].password[0] = 0; break;
+        case 33:
+            d.fence[2] = one_ipmi(), d.host[2].fence_ipmi = true;
+            d.fence[2]->level[0].dev[0] = (struct ha_fence_dev){.type = HA_FENCE_AGENT, .agent = "fence_x", .nopts = 1,
+                                                                .opt = {"k"}, .timeout_ms = 5000};
+            break;
         }
         encode(1, &d, &buf, &len);
         err[0] = 0;
@@ -745,6 +880,16 @@ static struct hist *make_hist(int n_extra)
         {.type = HA_CHG_TOKEN_USE, .blob = {1, 2, 3}},
         {.type = HA_CHG_SETTING, .name = "disk_timeout", .text = "8s"},
         {.type = HA_CHG_HOST_LEAVE, .host = 2},
+        {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 1,
+         .dev = {.type = HA_FENCE_IPMI, .addr = "10.99.1.2", .port = 623, .user = "admin", .password = "s3cret",
+                 .cipher = 3, .timeout_ms = 5000, .retries = 2}},
+        {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 2,
+         .dev = {.type = HA_FENCE_AGENT, .agent = "fence_apc", .addr = "pdu1", .user = "apc", .password = "x",
+                 .nopts = 2, .opt = {"plug=3", "ssh=1"}, .timeout_ms = 20000, .retries = 1}},
+        {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 2, .fence_index = 1,
+         .dev = {.type = HA_FENCE_DISK, .timeout_ms = 10000}},
+        {.type = HA_CHG_FENCE_CLEAR, .host = 0, .fence_level = 2},
+        {.type = HA_CHG_FENCE_SET, .host = 1, .fence_level = 1, .dev = {.type = HA_FENCE_SCSI_PR, .timeout_ms = 100}},
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         hist_push(h, &more[i]);
@@ -1211,6 +1356,105 @@ START_TEST(store_master_change_raises_epoch)
 }
 END_TEST
 
+static void no_fences(struct ha_db *db)
+{
+    for (int i = 0; i < db->nhosts; i++) {
+        free(db->fence[i]);
+        db->fence[i] = NULL;
+        db->host[i].fence_ipmi = false;
+    }
+}
+
+/* A format 3 snapshot without fence devices, made format 2: the section of
+ * the hosts with fence devices (a count, 0) goes. */
+static void to_format_2(uint8_t *buf, size_t *len)
+{
+    ck_assert_mem_eq(buf + *len - 8, "\0\0\0\0", 4);
+    memmove(buf + *len - 8, buf + *len - 4, 4);
+    *len -= 4;
+    buf[4] = 2;
+    put_le32(buf + 8, (uint32_t)*len);
+    fix_crc(buf, *len);
+}
+
+/* A pool made before fence devices: its pool.snap is format 2, which is
+ * format 3 without the last section (the hosts with fence devices).  It
+ * loads; it is written back as format 3. */
+START_TEST(snapshot_format_2_loads)
+{
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        struct ha_db db;
+        rand_db(&db, seed, 8, 20);
+        no_fences(&db); /* what a format 2 pool holds */
+        uint8_t *buf;
+        size_t len;
+        encode(9, &db, &buf, &len);
+        ck_assert_uint_eq(buf[4], 3);
+        to_format_2(buf, &len);
+        struct ha_db back;
+        uint64_t e;
+        char err[256] = "";
+        ck_assert_msg(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err) == 0, "%s", err);
+        ck_assert_uint_eq(e, 9);
+        ck_assert_ptr_null(db_diff(&db, &back));
+        /* a host flagged with a device that format 2 cannot describe: refused */
+        if (db.nhosts) {
+            struct ha_db other;
+            ck_assert_int_eq(ha_db_copy(&other, &db), 0);
+            other.host[0].fence_ipmi = true;
+            size_t off = field_offset(&db, &other);
+            ha_db_free(&other);
+            buf[off] |= 1;
+            fix_crc(buf, len);
+            ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err), -EINVAL);
+            ck_assert_msg(strstr(err, "has no fence devices but its flag says yes"), "%s", err);
+            buf[off] &= (uint8_t)~1u;
+        }
+        /* formats before 2 and after 3 are not read */
+        buf[4] = 1;
+        fix_crc(buf, len);
+        ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err), -EINVAL);
+        ck_assert_msg(strstr(err, "format 1 is not supported (this vigil reads 2 to 3)"), "%s", err);
+        buf[4] = 4;
+        fix_crc(buf, len);
+        ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err), -EINVAL);
+        free(buf);
+        ha_db_free(&db);
+        ha_db_free(&back);
+    }
+}
+END_TEST
+
+/* The database holds passwords: opening it makes it root-only again. */
+START_TEST(store_permissions)
+{
+    struct hist *h = make_hist(0);
+    struct pooldb_store *s = create_store(h);
+    for (int i = 0; i < h->n; i++)
+        store_append(s, h, i);
+    pooldb_close(s);
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    ck_assert_int_eq(chmod(path_of("pool.snap"), 0644), 0);
+    ck_assert_int_eq(chmod(path_of("pool.log"), 0666), 0);
+    expect_state(h, h->n, false);
+    struct stat st;
+    ck_assert_int_eq(stat(dir, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
+    ck_assert_int_eq(stat(path_of("pool.snap"), &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0600);
+    ck_assert_int_eq(stat(path_of("pool.log"), &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0600);
+    /* and a create in an existing, open directory closes it too */
+    ck_assert_int_eq(pooldb_destroy(dir, NULL, 0), 0);
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    s = create_store(h);
+    pooldb_close(s);
+    ck_assert_int_eq(stat(dir, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
+    hist_free(h);
+}
+END_TEST
+
 START_TEST(fuzz_seeds)
 {
     const char *seeddir = getenv("VIGIL_POOLDB_SEEDS");
@@ -1234,9 +1478,15 @@ START_TEST(fuzz_seeds)
     write_seed(seeddir, "pooldb-snapshot", 0, buf, len);
     write_seed(seeddir, "pooldb-snapshot-fixup", 2, buf, len);
     free(buf);
+    /* the same pool as a format 2 snapshot (before fence devices) */
+    no_fences(&db);
+    encode(3, &db, &buf, &len);
+    to_format_2(buf, &len);
+    write_seed(seeddir, "pooldb-snapshot-format2", 0, buf, len);
+    free(buf);
     ha_db_free(&db);
     struct hist *h = make_hist(0);
-    const int picks[] = {0, 1, 9, 10, 13, 20, 21, 23, 25}; /* one of each kind of change */
+    const int picks[] = {0, 1, 9, 10, 13, 20, 21, 23, 25, 28, 30}; /* one of each kind of change */
     for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
         uint8_t cb[POOLDB_CHANGE_MAX];
         ck_assert(!h->rec[picks[i]].epoch_rec);
@@ -1263,6 +1513,7 @@ int main(void)
     tcase_add_test(enc, snapshot_truncations);
     tcase_add_test(enc, snapshot_bit_flips);
     tcase_add_test(enc, snapshot_semantic_errors);
+    tcase_add_test(enc, snapshot_format_2_loads);
     tcase_add_test(enc, fuzz_seeds);
     suite_add_tcase(s, enc);
     TCase *store = tcase_create("store");
@@ -1275,6 +1526,7 @@ int main(void)
     tcase_add_test(store, store_crash_between_rename_and_truncation);
     tcase_add_test(store, store_destroy_and_leftovers);
     tcase_add_test(store, store_master_change_raises_epoch);
+    tcase_add_test(store, store_permissions);
     suite_add_tcase(s, store);
     return vigil_run_suite(s);
 }
