@@ -623,7 +623,9 @@ void command_deliver(uint32_t nodeid, const void *msg, size_t len)
         return;
     }
     if (type == WIRE_DREQ && dreq_decode(msg, len, &rq_in) == 0) {
-        if (!pool_is_master())
+        /* the master answers; so does the host the database names master
+         * while it settles after a membership change (it parks the command) */
+        if (!pool_is_master() && !(D.db.master == D.self && D.connected && !D.synced))
             return;
         int h = host_of_node(rq_in.origin);
         if (rq_in.origin != nodeid || h == HA_NO_HOST) {
@@ -730,14 +732,18 @@ static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, 
     struct ha_cmd cmd;
     if (ha_cmd_parse(&D.db, n, words, &cmd, err, sizeof err) < 0)
         return request_finish(rq, 2, "%s\n", err);
+    if (cmd.type == HA_CMD_POOL_EJECT && cmd.host >= 0 && (pool_view() & HA_BIT(cmd.host)))
+        return request_finish(rq, 1, "%s is in the pool's corosync view right now (its vigild answers): run 'vigil "
+                                     "pool leave' on it instead\n", D.db.host[cmd.host].name);
     pool_core_command(rq, &cmd);
 }
 
 /* The pool is settling (a sync round follows every membership change and
  * lasts a few milliseconds): wait for it, up to 10 s, rather than refuse. */
 static void park(struct request *rq, int argc, char **argv, uint32_t flags, const struct vigil_cmd *c,
-                 const char *why)
+                 const char *why, bool forwarded)
 {
+    rq->forwarded = forwarded;
     size_t len = 0;
     for (int i = 0; i < argc; i++)
         len += strlen(argv[i]) + 1;
@@ -772,7 +778,7 @@ void command_retry_parked(void)
         argv[rq->argc] = NULL;
         /* argv points into rq->argbuf, freed with rq: command_run uses argv
          * only before it answers */
-        command_run(rq, rq->argc, argv, rq->flags, false);
+        command_run(rq, rq->argc, argv, rq->flags, rq->forwarded);
     }
 }
 
@@ -847,23 +853,28 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
         return request_finish(rq, 1, "this host is in no pool: create one (vigil pool create NAME) or join one "
                                      "(vigil pool join ADDRESS --token TOKEN)\n");
     if (needs_master(c->id)) {
-        if (forwarded || pool_is_master()) {
-            if (c->id == C_POOL_LEAVE && !forwarded)
-                rq->kind = RQ_LEAVE; /* answered once this host is out */
-            return master_run(rq, c, argc, argv, nw);
-        }
-        char why[256];
-        if (pool_master(why, sizeof why) == HA_NO_HOST) {
-            if (D.connected && !D.synced && rq->kind != RQ_PARKED)
-                return park(rq, argc, argv, flags, c, why);
+        bool master = pool_is_master();
+        char why[256] = "";
+        if (!master && (forwarded || pool_master(why, sizeof why) == HA_NO_HOST)) {
+            if (forwarded)
+                snprintf(why, sizeof why, "%s is not the master any more", D.cfg.name);
+            /* the pool is settling (a sync round follows every membership
+             * change): wait for it rather than refuse; a forwarded command
+             * waits on the host the database names master */
+            bool settling = D.connected && !D.synced && (!forwarded || D.db.master == D.self);
+            if (settling && rq->kind != RQ_PARKED)
+                return park(rq, argc, argv, flags, c, why, forwarded);
             if (rq->kind != RQ_PARKED || now_ms() >= rq->deadline || D.synced)
                 return request_finish(rq, 1, "vigil %s needs the master, and %s\n", c->words, why);
             return; /* still parked */
         }
-        rq->kind = RQ_COMMIT;
-        if (c->id == C_POOL_LEAVE)
-            rq->kind = RQ_LEAVE;
-        return forward(rq, argc, argv, flags);
+        if (rq->kind == RQ_PARKED) { /* it runs now: never again from the park */
+            rq->kind = RQ_COMMIT;
+            rq->deadline = now_ms() + 30000;
+        }
+        if (c->id == C_POOL_LEAVE && !forwarded)
+            rq->kind = RQ_LEAVE; /* answered once this host is out */
+        return master ? master_run(rq, c, argc, argv, nw) : forward(rq, argc, argv, flags);
     }
     switch (c->id) {
     case C_POOL_SHOW:

@@ -129,7 +129,7 @@ static int corosync_conf_refresh(bool reload, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- the core */
 
-#define QMAX 16
+#define QMAX 256
 static struct ha_event queued[QMAX];
 static int nqueued;
 
@@ -165,7 +165,7 @@ static void run_actions(void)
             break;
         }
         case HA_ACT_COMMIT:
-            pool_propose(&a->change, rq);
+            pool_propose(&a->change, a->for_cmd ? rq : NULL);
             break;
         case HA_ACT_CMD_DONE:
             if (!rq)
@@ -235,11 +235,13 @@ void pool_core_command(struct request *rq, const struct ha_cmd *cmd)
 {
     struct ha_event ev = {.type = HA_EV_CMD};
     ev.u.cmd = *cmd;
-    D.cmd_request = rq->id;
+    uint64_t id = rq->id; /* the step may answer, and free, rq */
+    D.cmd_request = id;
     step(&ev);
     D.cmd_request = 0;
-    if (request_find(rq->id) && !rq->answered_core)
-        request_finish(rq, 1, "the decision core gave no answer (a bug: please report it)\n");
+    struct request *r = request_find(id);
+    if (r && !r->answered_core)
+        request_finish(r, 1, "the decision core gave no answer (a bug: please report it)\n");
 }
 
 static void core_membership(void)
@@ -250,6 +252,17 @@ static void core_membership(void)
     ev.u.membership.members = D.connected ? pool_view() : HA_BIT(D.self);
     ev.u.membership.quorate = D.connected && D.quorate;
     step(&ev);
+    /* Without the VM agent ([libvirt]) the pool holds no VMs, so every host
+     * in view has told all it runs: nothing.  (With VMs, each host's agent
+     * will send its list after every membership change.)  Without this, a
+     * host whose vigild restarted would stay "fencing" on the master. */
+    if (D.db.nvms == 0)
+        for (int h = 0; h < D.db.nhosts; h++)
+            if (ev.u.membership.members & HA_BIT(h)) {
+                struct ha_event inv = {.type = HA_EV_INVENTORY};
+                inv.u.report.host = h;
+                step(&inv);
+            }
 }
 
 static void step_db(void *data)
@@ -505,6 +518,7 @@ struct join_job {
     struct join_reply reply;
     char peer[80];
     char log[512];
+    bool undo;                 /* log job: the answer to an admitted host may not have arrived */
     uint64_t rq;               /* request driving the commits */
     int stage;                 /* 0 token use pending, 1 host add pending */
     bool ready;
@@ -515,14 +529,10 @@ static pthread_mutex_t js_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t js_cond = PTHREAD_COND_INITIALIZER;
 static struct join_job *js_jobs; /* handed to the loop, not answered yet */
 
-static void js_post(struct join_job *j)
+/* 0, or -1 when the pipe is full: the caller keeps j (and its connection) */
+static int js_post(struct join_job *j)
 {
-    ssize_t w = write(D.js_pipe[1], &j, sizeof j);
-    if (w != (ssize_t)sizeof j) {
-        if (j->conn)
-            join_conn_free(j->conn);
-        free(j);
-    }
+    return write(D.js_pipe[1], &j, sizeof j) == (ssize_t)sizeof j ? 0 : -1;
 }
 
 static void *js_main(void *arg)
@@ -548,12 +558,17 @@ static void *js_main(void *arg)
         if (rc < 0) {
             j->conn = NULL;
             snprintf(j->log, sizeof j->log, "a joining host failed before its request: %s", err);
-            js_post(j);
+            if (js_post(j) < 0)
+                free(j); /* the loop is busy: this line is not worth waiting for */
             continue;
         }
         snprintf(j->peer, sizeof j->peer, "%s", join_conn_peer(j->conn));
         struct join_conn *conn = j->conn;
-        js_post(j);
+        if (js_post(j) < 0) { /* the loop is stalled: drop this host, it may retry */
+            join_conn_free(conn);
+            free(j);
+            continue;
+        }
         /* wait for the loop's answer (or for the server to stop) */
         pthread_mutex_lock(&js_lock);
         while (!j->ready && D.js_running)
@@ -568,13 +583,17 @@ static void *js_main(void *arg)
         join_conn_free(conn);
         struct join_job *done = calloc(1, sizeof *done);
         if (done) {
-            if (rc < 0)
+            if (rc < 0) {
                 snprintf(done->log, sizeof done->log, "the answer to %s (%s) may not have arrived: %s", j->req.name,
                          j->peer, err);
+                done->undo = j->reply.status == 0;
+                done->req = j->req;
+            }
             else
                 snprintf(done->log, sizeof done->log, "answered %s (%s): %s", j->req.name, j->peer,
                          j->reply.status ? j->reply.reason : "accepted");
-            js_post(done);
+            if (js_post(done) < 0)
+                free(done);
         }
         join_reply_free(&j->reply);
         free(j);
@@ -648,6 +667,27 @@ static void js_handle(struct join_job *j)
         if (D.db.host[o].joined && !strcmp(D.db.host[o].addr, j->req.address))
             return js_answer(j, 1, "address %s belongs to %s, already in the pool", j->req.address,
                              D.db.host[o].name);
+    /* everything the answer needs is checked before the token is spent, so
+     * that a refusal changes nothing: the database takes the host, corosync
+     * takes the configuration, the key is readable */
+    struct ha_change add = {.type = HA_CHG_HOST_ADD, .host = HA_NO_HOST, .vm = -1};
+    snprintf(add.name, sizeof add.name, "%s", j->req.name);
+    snprintf(add.text, sizeof add.text, "%s", j->req.address);
+    add.arg = (int)next_nodeid(j->req.name);
+    struct ha_db copy;
+    if (ha_db_copy(&copy, &D.db) < 0)
+        return js_answer(j, 1, "the master is out of memory");
+    char err[512] = "", conf[CCONF_RENDER_MAX];
+    int bad = ha_db_apply(&copy, &add) < 0 ? 1 : cconf_render(&copy, conf, sizeof conf, err, sizeof err) < 0 ? 2 : 0;
+    ha_db_free(&copy);
+    if (bad == 1)
+        return js_answer(j, 1, "the pool database refuses host %s at %s (node %d)", j->req.name, j->req.address,
+                         add.arg);
+    if (bad == 2)
+        return js_answer(j, 1, "corosync would not take the pool with this host: %s", err);
+    if (access(D.cfg.corosync_authkey, R_OK) < 0)
+        return js_answer(j, 1, "the master cannot read corosync's authkey %s: %s", D.cfg.corosync_authkey,
+                         strerror(errno));
     struct request *rq = request_new(RQ_JOINSRV);
     if (!rq)
         return js_answer(j, 1, "the master is out of memory");
@@ -739,6 +779,17 @@ static int32_t js_ready(int32_t fd, int32_t revents, void *data)
         return 0;
     if (!j->conn) {
         qb_log(LOG_NOTICE, "join server: %s", j->log);
+        int h = j->undo ? ha_db_find_host(&D.db, j->req.name) : HA_NO_HOST;
+        if (h >= 0 && D.db.host[h].joined && !(pool_view() & HA_BIT(h)) && pool_is_master()) {
+            /* it was added but may not know it: take it out again, so the
+             * pool does not count a host that will never come (a host that
+             * did get everything finds itself removed and stops) */
+            audit(LOG_WARNING, "vigild", j->log, "removing %s from the pool again: its join did not complete",
+                  j->req.name);
+            struct ha_change c = {.type = HA_CHG_HOST_LEAVE, .host = h, .vm = -1};
+            pool_propose(&c, NULL);
+        }
+        explicit_bzero(&j->req, sizeof j->req);
         free(j);
         return 0;
     }
@@ -842,6 +893,11 @@ static void ops_done(void *ctx, uint64_t tag, int status, const char *why)
         js_stage_done(j, rq, status, why);
         return;
     }
+    if (status == -EAGAIN) {
+        request_finish(rq, 1, "%snot confirmed: %s; it may or may not be kept: check `vigil status` and `vigil "
+                              "events` once the pool is stable\n", rq->text, why);
+        return;
+    }
     if (status < 0) {
         request_finish(rq, 1, "%snot done: %s\n", rq->text, why);
         return;
@@ -879,8 +935,9 @@ static int pool_enter(char *err, size_t errlen)
     D.self = self;
     D.nodeid = D.db.host[self].nodeid;
     if (access(D.cfg.corosync_authkey, R_OK) < 0) {
-        snprintf(err, errlen, "corosync's authkey %s is missing: this host cannot talk to the pool; leave and join "
-                              "again", D.cfg.corosync_authkey);
+        snprintf(err, errlen, "corosync's authkey %s is missing: this host cannot talk to the pool; move %s aside, "
+                              "start vigild, eject this host on the master and join again (docs/pool-database.md)",
+                 D.cfg.corosync_authkey, D.pool_dir);
         return -ENOENT;
     }
     int rc = corosync_conf_refresh(true, err, errlen);
@@ -983,6 +1040,9 @@ void pool_check_waiters(void)
                  (pool_view() & HA_BIT(D.db.master)))
             request_finish(rq, 0, "%s joined pool %s (node %u); %d member(s) in view\n", D.cfg.name, D.db.pool_name,
                            D.nodeid, ha_popcount(pool_view()));
+        else if (rq->kind == RQ_JOIN && !D.in_pool)
+            request_finish(rq, 1, "the master removed this host again: its join did not complete (the answer or its "
+                                  "confirmation was lost); ask for a new token and join again\n");
         else if (rq->kind == RQ_LEAVE && rq->code == 0 && !D.in_pool)
             request_finish(rq, 0, "%s left the pool\n", D.cfg.name);
     }
@@ -1122,8 +1182,10 @@ int pool_create(struct request *rq, const char *name, long token_ms, char *err, 
     audit(LOG_NOTICE, actor, "vigil pool create", "pool %s created on %s (uuid %s, no heartbeat disk)", name,
           D.cfg.name, D.db.pool_uuid);
     rc = pool_enter(err, errlen);
-    if (rc < 0)
+    if (rc < 0) {
+        pool_exit(); /* closes the store: the next attempt finds a pool and says so */
         return rc;
+    }
     rq->kind = RQ_CREATE;
     snprintf(rq->text, sizeof rq->text, "pool %s created", name);
     pool_check_waiters();
@@ -1200,8 +1262,10 @@ int pool_join(struct request *rq, const char *addr, const char *token, char *err
     audit(LOG_NOTICE, actor, reason, "host %s joined pool %s (node %u)", D.cfg.name, D.db.pool_name,
           D.db.host[h].nodeid);
     rc = pool_enter(err, errlen);
-    if (rc < 0)
+    if (rc < 0) {
+        pool_exit(); /* closes the store: the next attempt finds a pool and says so */
         return rc;
+    }
     rq->kind = RQ_JOIN;
     snprintf(rq->text, sizeof rq->text, "joined pool %s", D.db.pool_name);
     pool_check_waiters();

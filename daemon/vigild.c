@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,8 +162,15 @@ static void request_unlink(struct request *rq)
             break;
         }
     pool_request_gone(rq);
+    if (rq->argbuf) { /* it may hold a fence device's password */
+        size_t n = 0;
+        for (int i = 0; i < rq->argc; i++)
+            n += strlen(rq->argbuf + n) + 1;
+        explicit_bzero(rq->argbuf, n);
+    }
     free(rq->argbuf);
     rq->argbuf = NULL;
+    explicit_bzero(&rq->last, sizeof rq->last);
 }
 
 /* A long answer (a host list, events) is sent as it is; request_finish
@@ -214,8 +222,12 @@ static void request_timer(void *data)
             request_finish(rq, 1, "%s\n", rq->text);
             break;
         case RQ_LEAVE:
-            request_finish(rq, 1, "this host has not left the pool within 60 s: the master has not removed it yet "
-                                  "(see `vigil status` and `vigil events`)\n");
+            if (rq->answered_core || rq->text[0])
+                request_finish(rq, 1, "%sthis host has not left the pool within 60 s: the master has not removed it "
+                                      "yet (see `vigil status` and `vigil events`)\n", rq->text);
+            else
+                request_finish(rq, 1, "no answer from the master within 30 s: the leave may or may not have been "
+                                      "accepted; check `vigil status` and `vigil events`\n");
             break;
         default:
             request_finish(rq, 1, "not confirmed within 30 s: not every member has stored the change; it may still "
@@ -397,6 +409,11 @@ int main(int argc, char **argv)
     else
         qb_log(LOG_NOTICE, "configuration read from %s (host name %s)", D.config_path, D.cfg.name);
     signal(SIGPIPE, SIG_IGN);
+    /* request ids go out in forwarded commands: a restarted vigild must not
+     * take an answer meant for its previous life */
+    if (getrandom(&D.next_request, sizeof D.next_request, 0) != sizeof D.next_request)
+        D.next_request = (uint64_t)wall_ms() << 16;
+    D.next_request &= ~0ULL >> 2;
     D.events = events_open(D.cfg.state_dir, err, sizeof err);
     if (!D.events) {
         qb_log(LOG_ERR, "cannot open the events log in %s: %s", D.cfg.state_dir, err);

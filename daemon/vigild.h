@@ -51,6 +51,7 @@ struct request {
     char *argbuf;
     int argc;
     uint32_t flags;
+    bool forwarded;
 };
 
 struct daemon {

@@ -46,6 +46,7 @@ void commit(struct ha_core *c, struct ha_change ch)
 {
     struct ha_action *x = emit(c, HA_ACT_COMMIT);
     x->change = ch;
+    x->for_cmd = c->in_cmd;
 }
 
 const char *hname(const struct ha_core *c, int h)
@@ -690,8 +691,11 @@ void ha_core_step(struct ha_core *c, const struct ha_event *ev, struct ha_action
     if (c->self_fenced)
         return;
     evaluate(c);
-    if (ev->type == HA_EV_CMD && c->master)
+    if (ev->type == HA_EV_CMD && c->master) {
+        c->in_cmd = true;
         master_command(c, &ev->u.cmd);
+        c->in_cmd = false;
+    }
     if (ev->type == HA_EV_DISK) {
         write_slot(c);
         if (c->lease == L_HELD && !c->master && !c->self_fenced)

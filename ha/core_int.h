@@ -64,6 +64,7 @@ struct vm_rt {
 enum lease_state { L_NONE, L_CLAIMING, L_HELD };
 
 struct ha_core {
+    bool in_cmd; /* master_command() runs: its commits belong to the command */
     const struct ha_db *db;
     int self;
     ha_ms now;

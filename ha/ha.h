@@ -400,6 +400,7 @@ struct ha_action {
                                  * an agent rejects orders older than the newest epoch it saw */
     struct ha_slot slot;        /* DISK_WRITE */
     bool lease_write;           /* DISK_WRITE: also write the lease block */
+    bool for_cmd;               /* COMMIT: made by the admin command of this step */
     int lease_owner;
     uint64_t lease_counter;
     struct ha_change change;    /* COMMIT */

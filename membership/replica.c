@@ -36,7 +36,7 @@ struct replica {
     bool got_state[HA_MAX_HOSTS];
     uint64_t st_epoch[HA_MAX_HOSTS], st_version[HA_MAX_HOSTS], st_digest[HA_MAX_HOSTS];
     uint64_t acked[HA_MAX_HOSTS]; /* per member slot: highest version acknowledged */
-    uint64_t send_seq, deliver_seq;
+    uint64_t send_seq; /* proposals sent: the next one is send_seq + 1 on the wire */
     struct pending *pend;
     size_t npend, cappend;
     struct queued *queue;
@@ -188,7 +188,9 @@ static int send_change(struct replica *r, const struct ha_change *c, uint64_t ta
         return n;
     size_t len = HDR + 16 + (size_t)n;
     put_hdr(m, WIRE_CHANGE, len);
-    put64(m + HDR, tag);
+    /* our own number for this proposal: its delivery is matched by it, so a
+     * message lost on the way (corosync died) shifts nothing */
+    put64(m + HDR, r->send_seq + 1);
     put64(m + HDR + 8, r->db->version);
     if (tag) {
         if (r->npend == r->cappend) {
@@ -214,10 +216,9 @@ static int send_change(struct replica *r, const struct ha_change *c, uint64_t ta
 static void complete_round(struct replica *r)
 {
     r->complete = true;
-    if (r->ops.synced)
-        r->ops.synced(r->ops.ctx);
     send_ack(r);
-    /* proposals made while the round ran go out now, in order */
+    /* proposals made while the round ran go out now, in order, before
+     * anything the synced callback proposes */
     size_t n = r->nqueue;
     struct queued *q = r->queue;
     r->queue = NULL;
@@ -228,6 +229,8 @@ static void complete_round(struct replica *r)
             r->ops.done(r->ops.ctx, q[i].tag, e, "cannot send the change to the pool");
     }
     free(q);
+    if (r->ops.synced)
+        r->ops.synced(r->ops.ctx);
 }
 
 /* ------------------------------------------------------------ API */
@@ -381,7 +384,7 @@ static void on_snap(struct replica *r, uint32_t sender, const uint8_t *p, size_t
 static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size_t len)
 {
     bool mine = sender == r->self;
-    uint64_t seq = mine ? ++r->deliver_seq : 0;
+    uint64_t seq = mine && len >= 8 ? get64(p) : 0;
     size_t pi = r->npend;
     if (mine)
         for (size_t i = 0; i < r->npend; i++)

@@ -35,7 +35,7 @@
 enum vigil_wire_type {
     WIRE_STATE = 1,  /* u64 view, u64 epoch, u64 version, u64 digest */
     WIRE_SNAP = 2,   /* u64 view, snapshot bytes (pooldb encoding) */
-    WIRE_CHANGE = 3, /* u64 tag, u64 base version, change bytes (pooldb encoding) */
+    WIRE_CHANGE = 3, /* u64 proposal number (the sender's own), u64 base version, change bytes */
     WIRE_ACK = 4,    /* u64 epoch, u64 version */
     WIRE_DAEMON = 16 /* first type of the daemon's own messages */
 };
