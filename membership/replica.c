@@ -14,9 +14,9 @@ struct pending {
     uint64_t tag;
     uint64_t version; /* 0: sent, not delivered yet */
     uint64_t seq;     /* our send sequence, matched on delivery */
-    ha_hostset pool;  /* the joined hosts just before the change: a majority
-                       * of these must hold it (a host being added has no
-                       * copy yet, so it cannot be part of that majority) */
+    ha_hostset pool;  /* the hosts joined both before and after the change: a
+                       * majority of these must hold it.  Any later majority
+                       * of the pool, old or new, meets that one. */
 };
 
 struct queued {
@@ -436,7 +436,9 @@ static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size
         r->ops.applied(r->ops.ctx, host, &c);
     if (pi < r->npend) {
         r->pend[pi].version = r->db->version;
-        r->pend[pi].pool = pool_before;
+        /* the hosts in the pool both before and after: a host being added
+         * has no copy yet, a host being removed will not count any more */
+        r->pend[pi].pool = pool_before & ha_db_joined(r->db);
     }
     send_ack(r);
     check_pending(r);
