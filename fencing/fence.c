@@ -348,7 +348,13 @@ static int run_device_off(const struct fence_device *d, char *why, size_t whylen
         if (rc == 0 || rc == -ENOSYS || rc == -EINVAL)
             break; /* nothing to gain from trying again */
     }
-    fence_setf(why, whylen, "%s: %s", desc, rc == 0 && !err[0] ? "off" : err);
+    if (!err[0])
+        fence_setf(err, sizeof err, "%s", rc == 0 ? "off" : "failed");
+    /* the device's own reason names its address already, most of the time */
+    if (d->address[0] && strstr(err, d->address))
+        fence_setf(why, whylen, "%s", err);
+    else
+        fence_setf(why, whylen, "%s: %s", desc, err);
     return rc;
 }
 
