@@ -17,7 +17,7 @@ const struct vigil_cmd vigil_cmds[] = {
     {C_HOST_SHOW, "host show", "HOST [--json]", "show one host", NULL, true},
     {C_HOST_MAINT, "host maintenance", "HOST on|off", "enter or leave maintenance (evacuates VMs)", "[libvirt]", false},
     {C_HOST_EVACUATE, "host evacuate", "HOST", "move every VM off HOST", "[libvirt]", false},
-    {C_HOST_FENCE, "host fence", "HOST --yes", "power HOST off through its fence devices", "[fencing]", false},
+    {C_HOST_FENCE, "host fence", "HOST --yes", "power HOST off through its fence devices (decided by the master)", NULL, false},
     {C_FD_SET, "fence-device set",
      "HOST --type ipmi --address A [--port P] --user U --password-file F [--cipher N] | --type agent --agent fence_x "
      "[--address A] [--port P] [--user U --password-file F] [--option KEY=VALUE]... | --type disk | --type scsi-pr "
@@ -25,7 +25,7 @@ const struct vigil_cmd vigil_cmds[] = {
      "store a fence device of HOST in the pool (levels 1..4, up to 4 devices each)", NULL, false},
     {C_FD_CLEAR, "fence-device clear", "HOST [--level N]", "remove HOST's fence devices (all, or its highest level)", NULL, false},
     {C_FD_LIST, "fence-device list", "[--json]", "list fence devices (passwords show as ***)", NULL, true},
-    {C_FD_TEST, "fence-device test", "HOST", "check a fence device (status only)", "[fencing]", false},
+    {C_FD_TEST, "fence-device test", "HOST", "ask each fence device of HOST for the power status (never powers anything)", NULL, false},
     {C_DISK_INIT, "disk init", "DEV --hosts N", "format the heartbeat disk", "[disk]", false},
     {C_DISK_DUMP, "disk dump", "DEV [--json]", "decode the heartbeat disk", "[disk]", true},
     {C_DISK_LIST, "disk list", "[--json]", "list heartbeat disks", "[disk]", true},

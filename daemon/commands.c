@@ -652,6 +652,7 @@ static bool needs_master(enum vigil_cmd_id id)
     switch (id) {
     case C_POOL_TOKEN: case C_POOL_LEAVE: case C_POOL_EJECT: case C_POOL_DESIGNATE: case C_POOL_SET:
     case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT: case C_FD_SET: case C_FD_CLEAR:
+    case C_HOST_FENCE:
         return true;
     default:
         return false;
@@ -906,6 +907,15 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
                  x->maintenance ? "on" : "off", x->mem_mb, x->cpus);
         }
         break;
+    }
+    case C_FD_TEST: {
+        if (argc != nw + 1)
+            return request_finish(rq, 2, "usage: vigil fence-device test HOST\n");
+        int h = ha_db_find_host(&D.db, argv[nw]);
+        if (h < 0 || !D.db.host[h].joined)
+            return request_finish(rq, 1, "no host named '%s' in pool %s\n", argv[nw], D.db.pool_name);
+        free(o.p);
+        return fencer_test(rq, h); /* answered when every device did */
     }
     case C_FD_LIST:
         if (argc != nw)

@@ -179,14 +179,18 @@ static void run_actions(void)
                 request_finish(rq, rq->code, "%s", rq->text);
             break;
         case HA_ACT_FENCE: {
-            /* fence devices arrive with [fencing]: say so, and let the core
-             * retry and explain (its VMs wait: never recovered unfenced) */
-            audit(LOG_ERR, "vigild", "the fence device layer is not there yet (issue [fencing])",
-                  "cannot fence %s through its fence devices", host_name(a->host));
+            /* the host's levels run in a worker thread; without a device the
+             * core hears at once that this fence failed, and explains it */
+            char why[256];
+            if (fencer_fence(a->host, why, sizeof why) == 0) {
+                audit(LOG_NOTICE, "vigild", a->why, "fencing %s through its fence devices", host_name(a->host));
+                break;
+            }
+            audit(LOG_ERR, "vigild", why, "cannot fence %s", host_name(a->host));
             struct ha_event ev = {.type = HA_EV_FENCE_DONE};
             ev.u.fence.host = a->host;
             ev.u.fence.ok = false;
-            snprintf(ev.u.fence.why, sizeof ev.u.fence.why, "fence devices are not implemented yet");
+            snprintf(ev.u.fence.why, sizeof ev.u.fence.why, "%s", why);
             queue_event(&ev);
             break;
         }
@@ -242,6 +246,19 @@ void pool_core_command(struct request *rq, const struct ha_cmd *cmd)
     struct request *r = request_find(id);
     if (r && !r->answered_core)
         request_finish(r, 1, "the decision core gave no answer (a bug: please report it)\n");
+}
+
+void pool_fence_done(int host, bool ok, const char *why)
+{
+    if (!D.in_pool || host < 0 || host >= D.db.nhosts)
+        return; /* this host left the pool meanwhile */
+    audit(ok ? LOG_NOTICE : LOG_ERR, "vigild", why, ok ? "fence of %s confirmed: its fence devices report it off"
+                                                      : "fence of %s failed", host_name(host));
+    struct ha_event ev = {.type = HA_EV_FENCE_DONE};
+    ev.u.fence.host = host;
+    ev.u.fence.ok = ok;
+    snprintf(ev.u.fence.why, sizeof ev.u.fence.why, "%s", why);
+    step(&ev);
 }
 
 static void core_membership(void)

@@ -428,6 +428,10 @@ int main(int argc, char **argv)
     qb_loop_signal_handle sh;
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGTERM, NULL, on_signal, &sh);
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGINT, NULL, on_signal, &sh);
+    if (fencer_init(D.loop) < 0) {
+        qb_log(LOG_ERR, "cannot set up the fencing workers' pipe");
+        return 1;
+    }
     if (pool_load(err, sizeof err) < 0) {
         qb_log(LOG_ERR, "%s", err);
         qb_ipcs_destroy(D.ipcs);

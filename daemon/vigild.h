@@ -127,6 +127,14 @@ void pool_check_waiters(void);                /* create/join/leave requests wait
 /* a leave the master accepted: the answer waits until this host is out */
 void pool_leave_accepted(struct request *rq, const char *text);
 
+/* fencer.c: fencing through the devices in the pool database */
+int fencer_init(qb_loop_t *loop);
+/* starts fencing host (master); the outcome comes as pool_fence_done */
+int fencer_fence(int host, char *why, size_t whylen);
+/* status of every device of host, as the answer to rq */
+void fencer_test(struct request *rq, int host);
+void pool_fence_done(int host, bool ok, const char *why);
+
 /* commands.c */
 /* Runs one command line from the CLI (local) or forwarded from a member. */
 void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool forwarded);
