@@ -107,6 +107,9 @@ int ha_fence_dev_check(const struct ha_fence_dev *d, char *err, size_t errlen)
             return bad(err, errlen, "ipmi device: it needs a port (623 is the usual one)");
         if (d->cipher < 1 || d->cipher > 17)
             return bad(err, errlen, "ipmi device: cipher suite is not in 1..17 (0 has no authentication)");
+        if (strlen(d->user) > 16 || strlen(d->password) > 20)
+            return bad(err, errlen, "ipmi device: IPMI 2.0 allows a user of at most 16 bytes and a password of at "
+                                    "most 20 (use --type agent for a BMC that takes longer ones)");
         if (has_agent || d->nopts)
             return bad(err, errlen, "ipmi device: it takes no agent and no options");
         break;

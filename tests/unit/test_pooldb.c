@@ -99,8 +99,11 @@ static void rand_dev(struct ha_fence_dev *d, bool full)
             memset(d->password, 'p', sizeof d->password - 1);
         }
     }
-    if (d->type == HA_FENCE_IPMI)
+    if (d->type == HA_FENCE_IPMI) {
         d->cipher = rnd_in(1, 17);
+        d->user[16] = 0;     /* IPMI 2.0: a user of at most 16 bytes, */
+        d->password[20] = 0; /* a password of at most 20 */
+    }
     if (d->type == HA_FENCE_AGENT) {
         snprintf(d->agent, sizeof d->agent, "fence_%c%d", 'a' + rnd_in(0, 25), rnd_in(0, 999));
         if (full)
