@@ -241,9 +241,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "vigil %s: not available yet (it arrives with issue %s)\n", c->words, c->issue);
         return 3;
     }
-    /* commands without arguments are checked here; vigild checks the rest */
+    /* what can be checked without vigild is checked here: no argument where
+     * none is taken, and the leading required ones (NAME, HOST...) present */
     if ((!c->args[0] || !strcmp(c->args, "[--json]")) && n > nw) {
         fprintf(stderr, "vigil %s: unexpected argument '%s'\n", c->words, words[nw]);
+        return 2;
+    }
+    int need = 0, have = 0;
+    char syn[256];
+    snprintf(syn, sizeof syn, "%s", c->args);
+    for (char *save = NULL, *w = strtok_r(syn, " ", &save); w; w = strtok_r(NULL, " ", &save), need++) {
+        bool upper = *w != 0;
+        for (const char *p = w; *p; p++)
+            upper &= (*p >= 'A' && *p <= 'Z') || *p == '_' || (*p >= '0' && *p <= '9');
+        if (!upper)
+            break;
+    }
+    for (int i = nw; i < n && words[i][0] != '-'; i++)
+        have++;
+    if (have < need) {
+        fprintf(stderr, "usage: vigil %s %s\n", c->words, c->args);
         return 2;
     }
     static char password[128];
