@@ -2,6 +2,9 @@
  * topology from the pool database (fencing/libfence.a: levels in order,
  * every device of a level verified off) in a worker thread; the outcome
  * comes back to the main loop through a pipe and becomes HA_EV_FENCE_DONE.
+ * Before it reports a fence confirmed, it asks the devices once more: some
+ * level must have every device reporting the host off (a BMC "off" is
+ * re-checked before the core may recover the host's VMs).
  * `vigil fence-device test HOST` asks each of HOST's devices for the power
  * status, the same way.  Every libfence call is bounded in time, and the
  * main loop never waits for one. */
@@ -60,11 +63,39 @@ static void to_lib(const struct ha_fence_topo *t, const char *host, struct fence
     }
 }
 
+/* Before the core may start a fenced host's VMs elsewhere, the power
+ * state is asked once more: some level must have every device reporting
+ * "off" now.  0, or -EIO with what each level said. */
+static int recheck(const struct fence_topology *t, char *why, size_t whylen)
+{
+    size_t off = strlen(why);
+    for (int l = 0; l < t->nlevels; l++) {
+        bool all_off = t->levels[l].ndevices > 0;
+        for (int i = 0; i < t->levels[l].ndevices && all_off; i++) {
+            enum fence_power p = FENCE_POWER_UNKNOWN;
+            char w[256];
+            const struct fence_device *d = &t->levels[l].devices[i];
+            if (strcmp(d->type, "ipmi") && strcmp(d->type, "agent"))
+                all_off = false; /* no status to ask for */
+            else if (fence_device_run(d, FENCE_STATUS, 0, &p, w, sizeof w) < 0 || p != FENCE_POWER_OFF)
+                all_off = false;
+        }
+        if (all_off) {
+            snprintf(why + off, whylen - off, "; re-checked: level %d reports it off", l + 1);
+            return 0;
+        }
+    }
+    snprintf(why + off, whylen - off, "; but on the re-check no level reports it off");
+    return -EIO;
+}
+
 static void *worker(void *arg)
 {
     struct fence_job *j = arg;
     if (!j->test) {
         j->rc = fence_topology_off(&j->topo, j->why, sizeof j->why);
+        if (j->rc == 0)
+            j->rc = recheck(&j->topo, j->why, sizeof j->why);
     } else {
         size_t off = 0;
         j->rc = 0;
