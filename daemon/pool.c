@@ -361,6 +361,14 @@ static void describe_change(const struct ha_change *c, char *buf, size_t len)
     }
 }
 
+static void conf_job(void *data)
+{
+    (void)data;
+    char err[512];
+    if (D.in_pool && corosync_conf_refresh(true, err, sizeof err) < 0)
+        audit(LOG_ERR, "vigild", err, "cannot rewrite %s", D.cfg.corosync_conf);
+}
+
 static void ops_applied(void *ctx, int sender, const struct ha_change *c)
 {
     (void)ctx;
@@ -376,11 +384,9 @@ static void ops_applied(void *ctx, int sender, const struct ha_change *c)
         return;
     }
     if (c->type == HA_CHG_HOST_ADD || c->type == HA_CHG_HOST_LEAVE ||
-        (c->type == HA_CHG_SETTING && !strcmp(c->name, "token_timeout"))) {
-        char err[512];
-        if (corosync_conf_refresh(true, err, sizeof err) < 0)
-            audit(LOG_ERR, "vigild", err, "cannot rewrite %s", D.cfg.corosync_conf);
-    }
+        (c->type == HA_CHG_SETTING && !strcmp(c->name, "token_timeout")))
+        /* after this delivery: the acknowledgement must not wait for corosync */
+        qb_loop_job_add(D.loop, QB_LOOP_MED, NULL, conf_job);
     if (!D.step_db_pending) {
         D.step_db_pending = true;
         qb_loop_job_add(D.loop, QB_LOOP_MED, NULL, step_db);
