@@ -908,6 +908,15 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
         }
         break;
     }
+    case C_DISK_INIT:
+    case C_DISK_DUMP:
+        for (int i = nw; i < argc; i++)
+            for (const char *q = argv[i]; *q; q++)
+                if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
+                    return request_finish(rq, 2, "vigil %s: '%s' holds a character a device path does not\n",
+                                          c->words, argv[i]);
+        free(o.p);
+        return disk_command(rq, c->id == C_DISK_INIT, argc - nw, argv + nw, json);
     case C_FD_TEST: {
         if (argc != nw + 1)
             return request_finish(rq, 2, "usage: vigil fence-device test HOST\n");

@@ -135,6 +135,9 @@ int fencer_fence(int host, char *why, size_t whylen);
 void fencer_test(struct request *rq, int host);
 void pool_fence_done(int host, bool ok, const char *why);
 
+/* disk.c: vigil disk init (id_init) and dump, on this host */
+void disk_command(struct request *rq, int id_init, int argc, char **argv, bool json);
+
 /* commands.c */
 /* Runs one command line from the CLI (local) or forwarded from a member. */
 void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool forwarded);
