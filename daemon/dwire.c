@@ -2,24 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ha/bytes.h"
 #include "../membership/replica.h"
 #include "dwire.h"
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 static void put_hdr(uint8_t *m, int type, size_t len)
 {
@@ -27,13 +13,13 @@ static void put_hdr(uint8_t *m, int type, size_t len)
     m[1] = VIGIL_WIRE_MAGIC >> 8;
     m[2] = VIGIL_WIRE_VERSION;
     m[3] = (uint8_t)type;
-    put32(m + 4, (uint32_t)len);
+    le_put32(m + 4, (uint32_t)len);
 }
 
 static int check_hdr(const uint8_t *m, size_t len, int type)
 {
     if (len < 8 || m[0] != (VIGIL_WIRE_MAGIC & 0xff) || m[1] != VIGIL_WIRE_MAGIC >> 8 || m[2] != VIGIL_WIRE_VERSION ||
-        m[3] != type || get32(m + 4) != len)
+        m[3] != type || le_get32(m + 4) != len)
         return -EINVAL;
     return 0;
 }
@@ -54,11 +40,11 @@ uint8_t *dreq_encode(const struct dreq *r, size_t *len)
     if (!m)
         return NULL;
     put_hdr(m, WIRE_DREQ, n);
-    put32(m + 8, r->origin);
-    put64(m + 12, r->id);
-    put32(m + 20, r->uid);
-    put32(m + 24, r->flags);
-    put32(m + 28, (uint32_t)r->argc);
+    le_put32(m + 8, r->origin);
+    le_put64(m + 12, r->id);
+    le_put32(m + 20, r->uid);
+    le_put32(m + 24, r->flags);
+    le_put32(m + 28, (uint32_t)r->argc);
     size_t off = DREQ_FIXED;
     for (int i = 0; i < r->argc; i++) {
         size_t l = strlen(r->argv[i]) + 1;
@@ -74,10 +60,10 @@ int dreq_decode(const void *msg, size_t len, struct dreq *out)
     const uint8_t *m = msg;
     if (check_hdr(m, len, WIRE_DREQ) < 0 || len < DREQ_FIXED + 1 || m[len - 1])
         return -EINVAL;
-    uint32_t argc = get32(m + 28);
+    uint32_t argc = le_get32(m + 28);
     if (argc < 1 || argc > DWIRE_MAX_ARGS)
         return -EINVAL;
-    struct dreq r = {.origin = get32(m + 8), .id = get64(m + 12), .uid = get32(m + 20), .flags = get32(m + 24)};
+    struct dreq r = {.origin = le_get32(m + 8), .id = le_get64(m + 12), .uid = le_get32(m + 20), .flags = le_get32(m + 24)};
     const char *s = (const char *)m + DREQ_FIXED, *end = (const char *)m + len;
     while (s < end && r.argc < (int)argc) {
         r.argv[r.argc++] = s;
@@ -100,9 +86,9 @@ uint8_t *drep_encode(const struct drep *r, size_t *len)
     if (!m)
         return NULL;
     put_hdr(m, WIRE_DREP, n);
-    put32(m + 8, r->origin);
-    put64(m + 12, r->id);
-    put32(m + 20, (uint32_t)(r->code >= 0 && r->code <= 3 ? r->code : 1));
+    le_put32(m + 8, r->origin);
+    le_put64(m + 12, r->id);
+    le_put32(m + 20, (uint32_t)(r->code >= 0 && r->code <= 3 ? r->code : 1));
     memcpy(m + DREP_FIXED, r->text, tl);
     m[n - 1] = 0;
     *len = n;
@@ -115,10 +101,10 @@ int drep_decode(const void *msg, size_t len, struct drep *out)
     if (check_hdr(m, len, WIRE_DREP) < 0 || len < DREP_FIXED + 1 || m[len - 1] ||
         memchr(m + DREP_FIXED, 0, len - DREP_FIXED) != m + len - 1 || len - DREP_FIXED - 1 > DWIRE_MAX_TEXT)
         return -EINVAL;
-    uint32_t code = get32(m + 20);
+    uint32_t code = le_get32(m + 20);
     if (code > 3)
         return -EINVAL;
-    *out = (struct drep){.origin = get32(m + 8), .id = get64(m + 12), .code = (int)code,
+    *out = (struct drep){.origin = le_get32(m + 8), .id = le_get64(m + 12), .code = (int)code,
                          .text = (const char *)m + DREP_FIXED};
     return 0;
 }
@@ -126,9 +112,9 @@ int drep_decode(const void *msg, size_t len, struct drep *out)
 void dfacts_encode(const struct dfacts *f, uint8_t out[24])
 {
     put_hdr(out, WIRE_DFACTS, 24);
-    put32(out + 8, f->nodeid);
-    put64(out + 12, f->mem_mb);
-    put32(out + 20, f->cpus);
+    le_put32(out + 8, f->nodeid);
+    le_put64(out + 12, f->mem_mb);
+    le_put32(out + 20, f->cpus);
 }
 
 int dfacts_decode(const void *msg, size_t len, struct dfacts *out)
@@ -136,7 +122,7 @@ int dfacts_decode(const void *msg, size_t len, struct dfacts *out)
     const uint8_t *m = msg;
     if (check_hdr(m, len, WIRE_DFACTS) < 0 || len != 24)
         return -EINVAL;
-    struct dfacts f = {.nodeid = get32(m + 8), .mem_mb = get64(m + 12), .cpus = get32(m + 20)};
+    struct dfacts f = {.nodeid = le_get32(m + 8), .mem_mb = le_get64(m + 12), .cpus = le_get32(m + 20)};
     if (!f.nodeid || f.cpus < 1 || f.cpus > 65536)
         return -EINVAL;
     *out = f;

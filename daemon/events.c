@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errf.h"
+#include "../ha/bytes.h"
 #include "events.h"
 #include "membership/pooldb.h" /* pooldb_crc32 */
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "ha.h"
 
 static const char *const type_names[] = {"ipmi", "agent", "disk", "scsi-pr"};
@@ -26,17 +27,6 @@ int ha_fence_type_parse(const char *s, enum ha_fence_type *out)
     return -EINVAL;
 }
 
-static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* Terminated within its field and free of control bytes. */
 static bool printable(const char *s, size_t field)
@@ -62,71 +52,71 @@ static bool all_of(const char *s, const char *extra)
 int ha_fence_dev_check(const struct ha_fence_dev *d, char *err, size_t errlen)
 {
     if ((unsigned)d->type > HA_FENCE_TYPE_LAST)
-        return bad(err, errlen, "unknown device type");
+        return errf(err, errlen, -EINVAL, "unknown device type");
     const char *t = ha_fence_type_name(d->type);
     if (!printable(d->addr, sizeof d->addr) || !printable(d->user, sizeof d->user) ||
         !printable(d->password, sizeof d->password) || !printable(d->agent, sizeof d->agent))
-        return bad(err, errlen, "%s device: a field is too long or holds control characters", t);
+        return errf(err, errlen, -EINVAL, "%s device: a field is too long or holds control characters", t);
     /* host names, IPv4 and IPv6 addresses (with a zone), nothing a shell or
      * a command line could take for something else */
     if (!all_of(d->addr, ".-_:[]%"))
-        return bad(err, errlen, "%s device: address '%s' is not a host name or an IP address", t, d->addr);
+        return errf(err, errlen, -EINVAL, "%s device: address '%s' is not a host name or an IP address", t, d->addr);
     if (d->addr[0] == '-')
-        return bad(err, errlen, "%s device: address '%s' starts with '-'", t, d->addr);
+        return errf(err, errlen, -EINVAL, "%s device: address '%s' starts with '-'", t, d->addr);
     if (d->port < 0 || d->port > 65535)
-        return bad(err, errlen, "%s device: the port is not in 1..65535", t);
+        return errf(err, errlen, -EINVAL, "%s device: the port is not in 1..65535", t);
     if (d->timeout_ms < 100 || d->timeout_ms > 600000)
-        return bad(err, errlen, "%s device: the timeout is not in 0.1 s..600 s", t);
+        return errf(err, errlen, -EINVAL, "%s device: the timeout is not in 0.1 s..600 s", t);
     if (d->retries < 0 || d->retries > 10)
-        return bad(err, errlen, "%s device: retries is not in 0..10", t);
+        return errf(err, errlen, -EINVAL, "%s device: retries is not in 0..10", t);
     if (d->nopts < 0 || d->nopts > HA_FENCE_OPTS)
-        return bad(err, errlen, "%s device: more than 16 options", t);
+        return errf(err, errlen, -EINVAL, "%s device: more than 16 options", t);
     for (int i = 0; i < d->nopts; i++) {
         const char *o = d->opt[i];
         if (!printable(o, sizeof d->opt[i]))
-            return bad(err, errlen, "%s device: an option is longer than 63 bytes or holds control characters", t);
+            return errf(err, errlen, -EINVAL, "%s device: an option is longer than 63 bytes or holds control characters", t);
         const char *eq = strchr(o, '=');
         char key[HA_FENCE_STR];
         snprintf(key, sizeof key, "%.*s", eq ? (int)(eq - o) : (int)strlen(o), o);
         if (!eq || !key[0] || !all_of(key, "_-") || key[0] == '-')
-            return bad(err, errlen, "%s device: option '%s' is not key=value (key: letters, digits, _ and -)", t,
+            return errf(err, errlen, -EINVAL, "%s device: option '%s' is not key=value (key: letters, digits, _ and -)", t,
                        o);
         if (!strcmp(key, "password") || !strcmp(key, "passwd"))
-            return bad(err, errlen, "%s device: a password is not an option (it would be shown): give it in a file "
+            return errf(err, errlen, -EINVAL, "%s device: a password is not an option (it would be shown): give it in a file "
                                     "with --password-file", t);
         for (int j = 0; j < i; j++)
             if (!strncmp(d->opt[j], o, strlen(key) + 1))
-                return bad(err, errlen, "%s device: option %s is given twice", t, key);
+                return errf(err, errlen, -EINVAL, "%s device: option %s is given twice", t, key);
     }
     bool has_addr = d->addr[0], has_user = d->user[0], has_pw = d->password[0], has_agent = d->agent[0];
     switch (d->type) {
     case HA_FENCE_IPMI:
         if (!has_addr || !has_user || !has_pw)
-            return bad(err, errlen, "ipmi device: it needs an address, a user and a password");
+            return errf(err, errlen, -EINVAL, "ipmi device: it needs an address, a user and a password");
         if (!d->port)
-            return bad(err, errlen, "ipmi device: it needs a port (623 is the usual one)");
+            return errf(err, errlen, -EINVAL, "ipmi device: it needs a port (623 is the usual one)");
         if (d->cipher < 1 || d->cipher > 17)
-            return bad(err, errlen, "ipmi device: cipher suite is not in 1..17 (0 has no authentication)");
+            return errf(err, errlen, -EINVAL, "ipmi device: cipher suite is not in 1..17 (0 has no authentication)");
         if (strlen(d->user) > 16 || strlen(d->password) > 20)
-            return bad(err, errlen, "ipmi device: IPMI 2.0 allows a user of at most 16 bytes and a password of at "
+            return errf(err, errlen, -EINVAL, "ipmi device: IPMI 2.0 allows a user of at most 16 bytes and a password of at "
                                     "most 20 (use --type agent for a BMC that takes longer ones)");
         if (has_agent || d->nopts)
-            return bad(err, errlen, "ipmi device: it takes no agent and no options");
+            return errf(err, errlen, -EINVAL, "ipmi device: it takes no agent and no options");
         break;
     case HA_FENCE_AGENT:
         if (!has_agent || strncmp(d->agent, "fence_", 6) || !d->agent[6] || !all_of(d->agent, "_-"))
-            return bad(err, errlen, "agent device: agent '%s' is not a fence agent's name (fence_...)", d->agent);
+            return errf(err, errlen, -EINVAL, "agent device: agent '%s' is not a fence agent's name (fence_...)", d->agent);
         if (d->cipher)
-            return bad(err, errlen, "agent device: a cipher suite is for ipmi devices");
+            return errf(err, errlen, -EINVAL, "agent device: a cipher suite is for ipmi devices");
         if (has_pw && !has_user)
-            return bad(err, errlen, "agent device: a password without a user");
+            return errf(err, errlen, -EINVAL, "agent device: a password without a user");
         break;
     case HA_FENCE_DISK:
     case HA_FENCE_SCSI_PR:
         if (has_addr || has_user || has_pw || has_agent || d->port || d->cipher)
-            return bad(err, errlen, "%s device: it takes no address, port, user, password, cipher or agent", t);
+            return errf(err, errlen, -EINVAL, "%s device: it takes no address, port, user, password, cipher or agent", t);
         if (d->type == HA_FENCE_DISK && d->nopts)
-            return bad(err, errlen, "disk device: it takes no options");
+            return errf(err, errlen, -EINVAL, "disk device: it takes no options");
         break;
     }
     return 0;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "cconf.h"
-#include "daemon/errf.h"
+#include "ha/bytes.h"
 
 /* ---------------------------------------------------------------- checks */
 

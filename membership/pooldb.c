@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ha/bytes.h"
 #include "membership/pooldb.h"
 
 /* The enums are written as numbers, so their values are part of the format:
@@ -45,17 +46,6 @@ _Static_assert(HA_MAX_HOSTS == 64, "host bitmaps are written as 64 bits");
 #define CHANGE_FORMAT 1
 #define MAX_VMS 1000000 /* ha_db_add_vm's limit */
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 uint32_t pooldb_crc32(const void *buf, size_t len)
 {
@@ -574,7 +564,7 @@ int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, ch
     memset(&t, 0, sizeof t);
     unsigned format = get_u8(&r);
     if (!r.failed && format != CHANGE_FORMAT)
-        return fail(err, errlen, -EINVAL, "change format %u is not supported (this vigil reads %d)", format,
+        return errf(err, errlen, -EINVAL, "change format %u is not supported (this vigil reads %d)", format,
                     CHANGE_FORMAT);
     unsigned type = get_u8(&r);
     if (!r.failed && type > HA_CHG_LAST)
@@ -606,7 +596,7 @@ int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, ch
     if (r.failed)
         return -EINVAL;
     if (r.off != len)
-        return fail(err, errlen, -EINVAL, "change: %zu unexpected bytes after its end at byte %zu", len - r.off,
+        return errf(err, errlen, -EINVAL, "change: %zu unexpected bytes after its end at byte %zu", len - r.off,
                     r.off);
     *c = t;
     return 0;
@@ -673,7 +663,7 @@ static int check_settings(const struct ha_settings *in, char *err, size_t errlen
         else
             snprintf(val, sizeof val, "%" PRId64 "ms", v);
         if (ha_settings_set(&s, dur[i].name, val, why, sizeof why) < 0)
-            return fail(err, errlen, -EINVAL, "snapshot: %s", why);
+            return errf(err, errlen, -EINVAL, "snapshot: %s", why);
     }
     const struct {
         const char *name;
@@ -684,14 +674,14 @@ static int check_settings(const struct ha_settings *in, char *err, size_t errlen
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         snprintf(val, sizeof val, "%d", ints[i].v);
         if (ha_settings_set(&s, ints[i].name, val, why, sizeof why) < 0)
-            return fail(err, errlen, -EINVAL, "snapshot: %s", why);
+            return errf(err, errlen, -EINVAL, "snapshot: %s", why);
     }
     if (ha_settings_set(&s, "watchdog", in->watchdog ? "yes" : "no", why, sizeof why) < 0 ||
         ha_settings_set(&s, "heartbeat_disk", in->heartbeat_disk ? "yes" : "no", why, sizeof why) < 0)
-        return fail(err, errlen, -EINVAL, "snapshot: %s", why);
+        return errf(err, errlen, -EINVAL, "snapshot: %s", why);
     snprintf(val, sizeof val, "%.17g", in->cpu_overcommit); /* 17 digits give the same double back */
     if (ha_settings_set(&s, "cpu_overcommit", val, why, sizeof why) < 0)
-        return fail(err, errlen, -EINVAL, "snapshot: %s", why);
+        return errf(err, errlen, -EINVAL, "snapshot: %s", why);
     if (memcmp(&s.cpu_overcommit, &in->cpu_overcommit, sizeof s.cpu_overcommit) || s.watchdog != in->watchdog ||
         s.heartbeat_disk != in->heartbeat_disk || s.token_timeout != in->token_timeout ||
         s.disk_interval != in->disk_interval || s.disk_timeout != in->disk_timeout || s.msgwait != in->msgwait ||
@@ -700,7 +690,7 @@ static int check_settings(const struct ha_settings *in, char *err, size_t errlen
         s.recovery_bound != in->recovery_bound || s.balance_interval != in->balance_interval ||
         s.evacuate_concurrency != in->evacuate_concurrency || s.max_restart != in->max_restart ||
         s.failures_to_tolerate != in->failures_to_tolerate)
-        return fail(err, errlen, -EINVAL, "snapshot: the settings do not read back as written");
+        return errf(err, errlen, -EINVAL, "snapshot: the settings do not read back as written");
     return 0;
 }
 
@@ -711,58 +701,58 @@ static bool host_or_none(int h, int nhosts) { return h == HA_NO_HOST || (h >= 0 
 static int check_db(const struct ha_db *db, char *err, size_t errlen)
 {
     if (db->pool_name[0] && !ha_name_valid(db->pool_name))
-        return fail(err, errlen, -EINVAL, "snapshot: pool name '%s' is not a valid name", db->pool_name);
+        return errf(err, errlen, -EINVAL, "snapshot: pool name '%s' is not a valid name", db->pool_name);
     int r = check_settings(&db->set, err, errlen);
     if (r < 0)
         return r;
     if (!host_or_none(db->master, db->nhosts))
-        return fail(err, errlen, -EINVAL, "snapshot: the master is host %d but the pool has %d hosts", db->master,
+        return errf(err, errlen, -EINVAL, "snapshot: the master is host %d but the pool has %d hosts", db->master,
                     db->nhosts);
     if (!host_or_none(db->preferred_master, db->nhosts))
-        return fail(err, errlen, -EINVAL, "snapshot: the preferred master is host %d but the pool has %d hosts",
+        return errf(err, errlen, -EINVAL, "snapshot: the preferred master is host %d but the pool has %d hosts",
                     db->preferred_master, db->nhosts);
     for (int i = 0; i < db->nhosts; i++) {
         const struct ha_db_host *h = &db->host[i];
         if (!ha_name_valid(h->name))
-            return fail(err, errlen, -EINVAL, "snapshot: host %d has no valid name ('%s')", i, h->name);
+            return errf(err, errlen, -EINVAL, "snapshot: host %d has no valid name ('%s')", i, h->name);
         for (int j = 0; j < i; j++)
             if (!strcmp(db->host[j].name, h->name))
-                return fail(err, errlen, -EINVAL, "snapshot: hosts %d and %d are both named '%s'", j, i, h->name);
+                return errf(err, errlen, -EINVAL, "snapshot: hosts %d and %d are both named '%s'", j, i, h->name);
         if (h->cpus < 0)
-            return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') has %d CPUs", i, h->name, h->cpus);
+            return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') has %d CPUs", i, h->name, h->cpus);
         /* the flag is what the core reads; the topology is what it means */
         if (h->fence_ipmi != (db->fence[i] != NULL))
-            return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') %s fence devices but its flag says %s", i,
+            return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') %s fence devices but its flag says %s", i,
                         h->name, db->fence[i] ? "has" : "has no", h->fence_ipmi ? "yes" : "no");
         const struct ha_fence_topo *t = db->fence[i];
         for (int l = 0; t && l < t->nlevels; l++)
             for (int k = 0; k < t->level[l].ndevs; k++) {
                 char why[HA_REASON_MAX];
                 if (ha_fence_dev_check(&t->level[l].dev[k], why, sizeof why) < 0)
-                    return fail(err, errlen, -EINVAL, "snapshot: host %d ('%s') level %d device %d: %s", i,
+                    return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') level %d device %d: %s", i,
                                 h->name, l + 1, k + 1, why);
             }
     }
     for (int i = 0; i < db->nvms; i++) {
         const struct ha_db_vm *v = &db->vm[i];
         if (!ha_name_valid(v->name))
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d has no valid name ('%s')", i, v->name);
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d has no valid name ('%s')", i, v->name);
         if (v->cpus < 0)
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has %d CPUs", i, v->name, v->cpus);
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has %d CPUs", i, v->name, v->cpus);
         if ((unsigned)v->protect > PROTECT_LAST)
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has unknown protection %u", i, v->name,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has unknown protection %u", i, v->name,
                         (unsigned)v->protect);
         if (v->priority < 1 || v->priority > 5)
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has priority %d, not 1..5", i, v->name,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d ('%s') has priority %d, not 1..5", i, v->name,
                         v->priority);
         if (v->after1 < 0 || v->after1 > db->nvms || v->after1 == i + 1)
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d ('%s') starts after VM %d, which is %s", i,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d ('%s') starts after VM %d, which is %s", i,
                         v->name, v->after1 - 1, v->after1 == i + 1 ? "itself" : "not in the pool");
         if (!host_or_none(v->host, db->nhosts))
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d names host %d but the pool has %d hosts", i,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d names host %d but the pool has %d hosts", i,
                         v->host, db->nhosts);
         if (!host_or_none(v->migrating_to, db->nhosts))
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d migrates to host %d but the pool has %d hosts", i,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d migrates to host %d but the pool has %d hosts", i,
                         v->migrating_to, db->nhosts);
     }
     /* VM names are unique already: the decoder adds them with ha_db_add_vm */
@@ -770,7 +760,7 @@ static int check_db(const struct ha_db *db, char *err, size_t errlen)
         /* after= chains must end: colour 1 = on the path being walked, 2 = known to end */
         uint8_t *colour = calloc((size_t)db->nvms, 1);
         if (!colour)
-            return fail(err, errlen, -ENOMEM, "snapshot: out of memory");
+            return errf(err, errlen, -ENOMEM, "snapshot: out of memory");
         int cycle = -1;
         for (int v = 0; v < db->nvms && cycle < 0; v++) {
             int x = v;
@@ -785,24 +775,24 @@ static int check_db(const struct ha_db *db, char *err, size_t errlen)
         }
         free(colour);
         if (cycle >= 0)
-            return fail(err, errlen, -EINVAL, "snapshot: VM %d ('%s') is in a cycle of after= dependencies", cycle,
+            return errf(err, errlen, -EINVAL, "snapshot: VM %d ('%s') is in a cycle of after= dependencies", cycle,
                         db->vm[cycle].name);
     }
     ha_hostset pool = db->nhosts >= HA_MAX_HOSTS ? ~(ha_hostset)0 : HA_BIT(db->nhosts) - 1;
     for (int i = 0; i < db->nrules; i++) {
         const struct ha_rule *x = &db->rule[i];
         if (!x->name[0])
-            return fail(err, errlen, -EINVAL, "snapshot: rule %d has no name", i);
+            return errf(err, errlen, -EINVAL, "snapshot: rule %d has no name", i);
         /* the shapes ha_rule_check lets in */
         if (x->type == HA_RULE_PIN ? x->nvms != 1 : x->nvms < 2)
-            return fail(err, errlen, -EINVAL, "snapshot: %s rule '%s' has %d VMs", ha_rule_type_name(x->type),
+            return errf(err, errlen, -EINVAL, "snapshot: %s rule '%s' has %d VMs", ha_rule_type_name(x->type),
                         x->name, x->nvms);
         for (int k = 0; k < x->nvms; k++)
             if (x->vm[k] < 0 || x->vm[k] >= db->nvms)
-                return fail(err, errlen, -EINVAL, "snapshot: rule '%s' names VM %d but the pool has %d VMs", x->name,
+                return errf(err, errlen, -EINVAL, "snapshot: rule '%s' names VM %d but the pool has %d VMs", x->name,
                             x->vm[k], db->nvms);
         if (x->type == HA_RULE_PIN && (!x->hosts || (x->hosts & ~pool)))
-            return fail(err, errlen, -EINVAL,
+            return errf(err, errlen, -EINVAL,
                         "snapshot: pin rule '%s' allows hosts 0x%" PRIx64 " but the pool has %d hosts", x->name,
                         x->hosts, db->nhosts);
     }
@@ -959,31 +949,31 @@ int pooldb_decode_snapshot(const uint8_t *buf, size_t len, uint64_t *epoch, stru
                            size_t errlen)
 {
     if (len < SNAP_HDR + 4)
-        return fail(err, errlen, -EINVAL, "snapshot truncated at byte %zu (header and CRC take %d)", len,
+        return errf(err, errlen, -EINVAL, "snapshot truncated at byte %zu (header and CRC take %d)", len,
                     SNAP_HDR + 4);
     if (memcmp(buf, SNAP_MAGIC, 4))
-        return fail(err, errlen, -EINVAL, "not a vigil pool snapshot (magic is not " SNAP_MAGIC ")");
+        return errf(err, errlen, -EINVAL, "not a vigil pool snapshot (magic is not " SNAP_MAGIC ")");
     struct rd h = {.p = buf, .n = SNAP_HDR, .off = 4, .what = "snapshot"};
     uint32_t head = get_u32(&h); /* format, then reserved: two 16-bit fields */
     unsigned format = head & 0xffff, reserved = head >> 16;
     uint32_t total = get_u32(&h);
     if (format < SNAP_FORMAT_OLDEST || format > SNAP_FORMAT)
-        return fail(err, errlen, -EINVAL, "snapshot format %u is not supported (this vigil reads %d to %d)", format,
+        return errf(err, errlen, -EINVAL, "snapshot format %u is not supported (this vigil reads %d to %d)", format,
                     SNAP_FORMAT_OLDEST, SNAP_FORMAT);
     if (reserved)
-        return fail(err, errlen, -EINVAL, "snapshot header: reserved field is %u, not 0", reserved);
+        return errf(err, errlen, -EINVAL, "snapshot header: reserved field is %u, not 0", reserved);
     if (total < SNAP_HDR + 4)
-        return fail(err, errlen, -EINVAL, "snapshot header: length %" PRIu32 " is too small", total);
+        return errf(err, errlen, -EINVAL, "snapshot header: length %" PRIu32 " is too small", total);
     if (len < total)
-        return fail(err, errlen, -EINVAL, "snapshot truncated at byte %zu (its header says %" PRIu32 " bytes)",
+        return errf(err, errlen, -EINVAL, "snapshot truncated at byte %zu (its header says %" PRIu32 " bytes)",
                     len, total);
     if (len > total)
-        return fail(err, errlen, -EINVAL, "snapshot has %zu bytes after its end at byte %" PRIu32, len - total,
+        return errf(err, errlen, -EINVAL, "snapshot has %zu bytes after its end at byte %" PRIu32, len - total,
                     total);
     struct rd crc = {.p = buf, .n = total, .off = total - 4, .what = "snapshot"};
     uint32_t stored = get_u32(&crc), computed = pooldb_crc32(buf, total - 4);
     if (stored != computed)
-        return fail(err, errlen, -EINVAL, "snapshot: bad CRC (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+        return errf(err, errlen, -EINVAL, "snapshot: bad CRC (stored %08" PRIx32 ", computed %08" PRIx32 ")",
                     stored, computed);
 
     struct rd r = {.p = buf, .n = total - 4, .off = SNAP_HDR, .what = "snapshot", .err = err, .errlen = errlen};
@@ -1105,7 +1095,7 @@ static int store_new(const char *dir, struct pooldb_store **out, char *err, size
     struct pooldb_store *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = strdup(dir))) {
         free(s);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return errf(err, errlen, -ENOMEM, "out of memory");
     }
     s->logfd = -1;
     s->max_records = 4096;
@@ -1115,12 +1105,12 @@ static int store_new(const char *dir, struct pooldb_store **out, char *err, size
         int e = -errno;
         free(s->dir);
         free(s);
-        return fail(err, errlen, e, "%s: %s", dir, strerror(-e));
+        return errf(err, errlen, e, "%s: %s", dir, strerror(-e));
     }
     if (flock(s->dfd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
         pooldb_close(s);
-        return fail(err, errlen, e, "%s: %s", dir,
+        return errf(err, errlen, e, "%s: %s", dir,
                     e == -EBUSY ? "the pool database is open elsewhere (is vigild running?)" : strerror(-e));
     }
     *out = s;
@@ -1174,12 +1164,12 @@ static int write_snapshot(struct pooldb_store *s, const uint8_t *buf, size_t len
     }
     if (rc) {
         int u = fd >= 0 ? unlink_if_there(s->dfd, SNAP_TMP) : 0;
-        return fail(err, errlen, rc, "%s/" SNAP_TMP ": %s failed: %s%s%s", s->dir, step, strerror(-rc),
+        return errf(err, errlen, rc, "%s/" SNAP_TMP ": %s failed: %s%s%s", s->dir, step, strerror(-rc),
                     u ? "; and it could not be removed: " : "", u ? strerror(-u) : "");
     }
     *committed = true;
     if (fsync(s->dfd) < 0)
-        return fail(err, errlen, -errno, "%s: fsync of the directory after the rename failed: %s", s->dir,
+        return errf(err, errlen, -errno, "%s: fsync of the directory after the rename failed: %s", s->dir,
                     strerror(errno));
     return 0;
 }
@@ -1191,7 +1181,7 @@ static int encode_checked(uint64_t epoch, const struct ha_db *db, uint8_t **buf,
 {
     int rc = pooldb_encode_snapshot(epoch, db, buf, len);
     if (rc < 0)
-        return fail(err, errlen, rc, "cannot encode the pool database: %s", strerror(-rc));
+        return errf(err, errlen, rc, "cannot encode the pool database: %s", strerror(-rc));
     char why[256];
     uint64_t e;
     struct ha_db back;
@@ -1199,7 +1189,7 @@ static int encode_checked(uint64_t epoch, const struct ha_db *db, uint8_t **buf,
     if (rc < 0) {
         free(*buf);
         *buf = NULL;
-        return fail(err, errlen, rc == -ENOMEM ? rc : -EINVAL, "refusing to write a snapshot that would not load: %s",
+        return errf(err, errlen, rc == -ENOMEM ? rc : -EINVAL, "refusing to write a snapshot that would not load: %s",
                     why);
     }
     ha_db_free(&back);
@@ -1209,11 +1199,11 @@ static int encode_checked(uint64_t epoch, const struct ha_db *db, uint8_t **buf,
 int pooldb_replace(struct pooldb_store *s, uint64_t epoch, const struct ha_db *db, char *err, size_t errlen)
 {
     if (s->broken)
-        return fail(err, errlen, -EIO, "%s: an earlier write failed; close and reopen the pool database", s->dir);
+        return errf(err, errlen, -EIO, "%s: an earlier write failed; close and reopen the pool database", s->dir);
     /* Log replay skips records up to the snapshot's (epoch, version); going
      * back would make records of the old history look like new ones. */
     if (epoch < s->epoch || (epoch == s->epoch && db->version < s->version))
-        return fail(err, errlen, -EINVAL,
+        return errf(err, errlen, -EINVAL,
                     "refusing to replace state (epoch %" PRIu64 ", version %" PRIu64 ") by the older (%" PRIu64
                     ", %" PRIu64 ")",
                     s->epoch, s->version, epoch, db->version);
@@ -1236,7 +1226,7 @@ int pooldb_replace(struct pooldb_store *s, uint64_t epoch, const struct ha_db *d
      * old snapshot plus this log that hold the state. */
     if (ftruncate(s->logfd, 0) < 0 || fsync(s->logfd) < 0) {
         s->broken = true;
-        return fail(err, errlen, -errno, "%s/" LOG_FILE ": truncation failed: %s", s->dir, strerror(errno));
+        return errf(err, errlen, -errno, "%s/" LOG_FILE ": truncation failed: %s", s->dir, strerror(errno));
     }
     s->log_bytes = 0;
     s->log_records = 0;
@@ -1247,9 +1237,9 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
                   const struct ha_db *db_after, char *err, size_t errlen)
 {
     if (s->broken)
-        return fail(err, errlen, -EIO, "%s: an earlier write failed; close and reopen the pool database", s->dir);
+        return errf(err, errlen, -EIO, "%s: an earlier write failed; close and reopen the pool database", s->dir);
     if (!db_after || db_after->version != version_after)
-        return fail(err, errlen, -EINVAL, "append: the database after the record must be at version %" PRIu64,
+        return errf(err, errlen, -EINVAL, "append: the database after the record must be at version %" PRIu64,
                     version_after);
     /* the same rules replay enforces: never write a log that will not open */
     /* a change record keeps the epoch, except a new master's record, which
@@ -1258,7 +1248,7 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
                            version_after == s->version + 1
                      : epoch > s->epoch && version_after == s->version;
     if (!follows)
-        return fail(err, errlen, -EINVAL,
+        return errf(err, errlen, -EINVAL,
                     "append: %s record (epoch %" PRIu64 ", version %" PRIu64 ") does not follow (%" PRIu64
                     ", %" PRIu64 ")",
                     c ? "change" : "epoch", epoch, version_after, s->epoch, s->version);
@@ -1267,7 +1257,7 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
     if (c) {
         int n = pooldb_encode_change(c, rec + REC_HDR + REC_BODY_MIN, POOLDB_CHANGE_MAX);
         if (n < 0)
-            return fail(err, errlen, -EINVAL, "append: the change cannot be encoded (%s)", strerror(-n));
+            return errf(err, errlen, -EINVAL, "append: the change cannot be encoded (%s)", strerror(-n));
         blen += (size_t)n;
     }
     struct wr w = {.p = rec, .cap = sizeof rec};
@@ -1287,7 +1277,7 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
         /* a part of the record may be on disk: appending after it would
          * turn a torn tail into corruption */
         s->broken = true;
-        return fail(err, errlen, rc, "%s/" LOG_FILE ": append failed: %s", s->dir, strerror(-rc));
+        return errf(err, errlen, rc, "%s/" LOG_FILE ": append failed: %s", s->dir, strerror(-rc));
     }
     s->epoch = epoch;
     s->version = version_after;
@@ -1297,7 +1287,7 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
         char why[512];
         rc = pooldb_replace(s, epoch, db_after, why, sizeof why);
         if (rc < 0)
-            return fail(err, errlen, rc, "the record is durable, but compaction failed: %s", why);
+            return errf(err, errlen, rc, "the record is durable, but compaction failed: %s", why);
     }
     return 0;
 }
@@ -1354,7 +1344,7 @@ static int replay_log(const uint8_t *buf, size_t n, uint64_t *epoch, struct ha_d
             /* torn only if nothing valid follows: a crash tears the end */
             for (size_t p = off + 1; p < n; p++)
                 if (!parse_frame(buf + p, n - p, &r))
-                    return fail(err, errlen, -EUCLEAN,
+                    return errf(err, errlen, -EUCLEAN,
                                 "pool.log is corrupt: record at byte %zu has %s, and a valid record follows at "
                                 "byte %zu",
                                 off, why, p);
@@ -1369,9 +1359,9 @@ static int replay_log(const uint8_t *buf, size_t n, uint64_t *epoch, struct ha_d
         char why2[256];
         if (kind == REC_CHANGE) {
             if (pooldb_decode_change(r.body + REC_BODY_MIN, r.blen - REC_BODY_MIN, &c, why2, sizeof why2) < 0)
-                return fail(err, errlen, -EUCLEAN, "pool.log is corrupt: record at byte %zu: %s", off, why2);
+                return errf(err, errlen, -EUCLEAN, "pool.log is corrupt: record at byte %zu: %s", off, why2);
         } else if (kind != REC_EPOCH || r.blen != REC_BODY_MIN)
-            return fail(err, errlen, -EUCLEAN, "pool.log is corrupt: record at byte %zu is of unknown kind %u", off,
+            return errf(err, errlen, -EUCLEAN, "pool.log is corrupt: record at byte %zu is of unknown kind %u", off,
                         kind);
         if (!fresh && (e < snap_epoch || (e == snap_epoch && v <= snap_version))) {
             off += r.size;
@@ -1380,21 +1370,21 @@ static int replay_log(const uint8_t *buf, size_t n, uint64_t *epoch, struct ha_d
         }
         fresh = true;
         if (kind == REC_EPOCH && (e <= *epoch || v != db->version))
-            return fail(err, errlen, -EUCLEAN,
+            return errf(err, errlen, -EUCLEAN,
                         "pool.log is corrupt: epoch record at byte %zu (epoch %" PRIu64 ", version %" PRIu64
                         ") does not follow epoch %" PRIu64 ", version %" PRIu64,
                         off, e, v, *epoch, db->version);
         if (kind == REC_CHANGE) {
             if ((e != *epoch && !(c.type == HA_CHG_MASTER && e == *epoch + 1)) || v != db->version + 1)
-                return fail(err, errlen, -EUCLEAN,
+                return errf(err, errlen, -EUCLEAN,
                             "pool.log is corrupt: change record at byte %zu (epoch %" PRIu64 ", version %" PRIu64
                             ") does not follow epoch %" PRIu64 ", version %" PRIu64,
                             off, e, v, *epoch, db->version);
             int rc = ha_db_apply(db, &c);
             if (rc == -ENOMEM)
-                return fail(err, errlen, rc, "out of memory replaying pool.log");
+                return errf(err, errlen, rc, "out of memory replaying pool.log");
             if (rc < 0)
-                return fail(err, errlen, -EUCLEAN,
+                return errf(err, errlen, -EUCLEAN,
                             "pool.log is corrupt: the database refuses the change at byte %zu (version %" PRIu64
                             ", type %d)",
                             off, v, (int)c.type);
@@ -1413,7 +1403,7 @@ int pooldb_open(const char *dir, struct pooldb_store **out, uint64_t *epoch, str
     struct pooldb_store *s;
     int rc = store_new(dir, &s, err, errlen);
     if (rc < 0)
-        return rc == -ENOENT ? fail(err, errlen, rc, "%s: no pool database here", dir) : rc;
+        return rc == -ENOENT ? errf(err, errlen, rc, "%s: no pool database here", dir) : rc;
 
     uint8_t *snap = NULL, *log = NULL;
     size_t snap_len = 0, log_len = 0;
@@ -1425,21 +1415,21 @@ int pooldb_open(const char *dir, struct pooldb_store **out, uint64_t *epoch, str
     int fd = openat(s->dfd, SNAP_FILE, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        fail(err, errlen, rc, "%s/" SNAP_FILE ": %s", dir, rc == -ENOENT ? "no pool database here" : strerror(-rc));
+        errf(err, errlen, rc, "%s/" SNAP_FILE ": %s", dir, rc == -ENOENT ? "no pool database here" : strerror(-rc));
         goto out;
     }
     rc = read_all(fd, &snap, &snap_len);
     if (close(fd) < 0 && !rc)
         rc = -errno;
     if (rc < 0) {
-        fail(err, errlen, rc, "%s/" SNAP_FILE ": cannot read it: %s", dir, strerror(-rc));
+        errf(err, errlen, rc, "%s/" SNAP_FILE ": cannot read it: %s", dir, strerror(-rc));
         goto out;
     }
     rc = pooldb_decode_snapshot(snap, snap_len, &e, &t, why, sizeof why);
     if (rc < 0) {
         /* a rename installs pool.snap whole: a bad one is damage, not a crash */
         rc = rc == -ENOMEM ? rc : -EUCLEAN;
-        fail(err, errlen, rc, "%s/" SNAP_FILE " is corrupt: %s", dir, why);
+        errf(err, errlen, rc, "%s/" SNAP_FILE " is corrupt: %s", dir, why);
         goto out;
     }
     have_db = true;
@@ -1453,38 +1443,38 @@ int pooldb_open(const char *dir, struct pooldb_store **out, uint64_t *epoch, str
     }
     if (s->logfd < 0 || (rc = read_all(s->logfd, &log, &log_len)) < 0) {
         rc = rc < 0 ? rc : -errno;
-        fail(err, errlen, rc, "%s/" LOG_FILE ": %s", dir, strerror(-rc));
+        errf(err, errlen, rc, "%s/" LOG_FILE ": %s", dir, strerror(-rc));
         goto out;
     }
     struct replay rp;
     rc = replay_log(log, log_len, &e, &t, &rp, why, sizeof why);
     if (rc < 0) {
-        fail(err, errlen, rc, "%s/%s", dir, why);
+        errf(err, errlen, rc, "%s/%s", dir, why);
         goto out;
     }
     /* Everything checked out: only now touch the disk. */
     if (rp.torn) {
         if (ftruncate(s->logfd, (off_t)rp.good_end) < 0 || fsync(s->logfd) < 0) {
             rc = -errno;
-            fail(err, errlen, rc, "%s/" LOG_FILE ": cutting the torn record failed: %s", dir, strerror(-rc));
+            errf(err, errlen, rc, "%s/" LOG_FILE ": cutting the torn record failed: %s", dir, strerror(-rc));
             goto out;
         }
-        fail(err, errlen, 0, "%s/" LOG_FILE ": cut a torn record at byte %zu (%zu bytes, %s), left by a crash", dir,
+        errf(err, errlen, 0, "%s/" LOG_FILE ": cut a torn record at byte %zu (%zu bytes, %s), left by a crash", dir,
              rp.good_end, log_len - rp.good_end, rp.torn_why);
     }
     /* the database holds fence device passwords: root only */
     if ((rc = tighten(s->dfd, NULL, 0700)) < 0 || (rc = tighten(s->dfd, SNAP_FILE, 0600)) < 0 ||
         (rc = tighten(s->logfd, NULL, 0600)) < 0) {
-        fail(err, errlen, rc, "%s: cannot make the pool database root-only (0700, files 0600): %s", dir,
+        errf(err, errlen, rc, "%s: cannot make the pool database root-only (0700, files 0600): %s", dir,
              strerror(-rc));
         goto out;
     }
     if ((rc = unlink_if_there(s->dfd, SNAP_TMP)) < 0) {
-        fail(err, errlen, rc, "%s/" SNAP_TMP ": cannot remove this leftover: %s", dir, strerror(-rc));
+        errf(err, errlen, rc, "%s/" SNAP_TMP ": cannot remove this leftover: %s", dir, strerror(-rc));
         goto out;
     }
     if (created && fsync(s->dfd) < 0) {
-        rc = fail(err, errlen, -errno, "%s: fsync after creating " LOG_FILE " failed: %s", dir, strerror(errno));
+        rc = errf(err, errlen, -errno, "%s: fsync after creating " LOG_FILE " failed: %s", dir, strerror(errno));
         goto out;
     }
     s->epoch = e;
@@ -1540,9 +1530,9 @@ int pooldb_create(const char *dir, uint64_t epoch, const struct ha_db *db, struc
     int rc;
     if (mkdir(dir, 0700) == 0) {
         if ((rc = sync_parent(dir)) < 0)
-            return fail(err, errlen, rc, "%s: syncing its parent directory failed: %s", dir, strerror(-rc));
+            return errf(err, errlen, rc, "%s: syncing its parent directory failed: %s", dir, strerror(-rc));
     } else if (errno != EEXIST)
-        return fail(err, errlen, -errno, "%s: cannot create it: %s", dir, strerror(errno));
+        return errf(err, errlen, -errno, "%s: cannot create it: %s", dir, strerror(errno));
 
     uint8_t *buf = NULL;
     size_t len;
@@ -1556,27 +1546,27 @@ int pooldb_create(const char *dir, uint64_t epoch, const struct ha_db *db, struc
         return rc;
     }
     if ((rc = tighten(s->dfd, NULL, 0700)) < 0) {
-        fail(err, errlen, rc, "%s: cannot make it root-only (0700): %s", dir, strerror(-rc));
+        errf(err, errlen, rc, "%s: cannot make it root-only (0700): %s", dir, strerror(-rc));
         goto out;
     }
     struct stat st;
     if (fstatat(s->dfd, SNAP_FILE, &st, 0) == 0) {
-        rc = fail(err, errlen, -EEXIST, "%s already holds a pool database; destroy it first", dir);
+        rc = errf(err, errlen, -EEXIST, "%s already holds a pool database; destroy it first", dir);
         goto out;
     }
     if (errno != ENOENT) {
-        rc = fail(err, errlen, -errno, "%s/" SNAP_FILE ": %s", dir, strerror(errno));
+        rc = errf(err, errlen, -errno, "%s/" SNAP_FILE ": %s", dir, strerror(errno));
         goto out;
     }
     /* Leftovers of an interrupted destroy or create go first, durably: an
      * old log must never sit next to the new snapshot. */
     if ((rc = unlink_if_there(s->dfd, LOG_FILE)) < 0 || (rc = unlink_if_there(s->dfd, SNAP_TMP)) < 0) {
-        fail(err, errlen, rc, "%s: removing leftovers failed: %s", dir, strerror(-rc));
+        errf(err, errlen, rc, "%s: removing leftovers failed: %s", dir, strerror(-rc));
         goto out;
     }
     s->logfd = openat(s->dfd, LOG_FILE, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (s->logfd < 0 || fsync(s->dfd) < 0) {
-        rc = fail(err, errlen, -errno, "%s/" LOG_FILE ": cannot create it: %s", dir, strerror(errno));
+        rc = errf(err, errlen, -errno, "%s/" LOG_FILE ": cannot create it: %s", dir, strerror(errno));
         goto out;
     }
     bool committed;
@@ -1613,7 +1603,7 @@ int pooldb_destroy(const char *dir, char *err, size_t errlen)
         else if (fsync(s->dfd) < 0)
             rc = -errno;
         if (rc)
-            fail(err, errlen, rc, "%s: removing the pool database failed at %s: %s", dir,
+            errf(err, errlen, rc, "%s: removing the pool database failed at %s: %s", dir,
                  order[i] ? order[i] : "fsync", strerror(-rc));
     }
     pooldb_close(s);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <syslog.h> /* level numbers only: replica.c does no I/O */
 
+#include "../ha/bytes.h"
 #include "pooldb.h"
 #include "replica.h"
 
@@ -45,19 +46,7 @@ struct replica {
 
 /* ------------------------------------------------------------ wire */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static void put_hdr(uint8_t *p, int type, size_t len)
 {
@@ -175,8 +164,8 @@ static void send_ack(struct replica *r)
 {
     uint8_t m[HDR + 16];
     put_hdr(m, WIRE_ACK, sizeof m);
-    put64(m + HDR, r->db->master_epoch);
-    put64(m + HDR + 8, r->db->version);
+    le_put64(m + HDR, r->db->master_epoch);
+    le_put64(m + HDR + 8, r->db->version);
     send_msg(r, m, sizeof m);
 }
 
@@ -190,8 +179,8 @@ static int send_change(struct replica *r, const struct ha_change *c, uint64_t ta
     put_hdr(m, WIRE_CHANGE, len);
     /* our own number for this proposal: its delivery is matched by it, so a
      * message lost on the way (corosync died) shifts nothing */
-    put64(m + HDR, r->send_seq + 1);
-    put64(m + HDR + 8, r->db->version);
+    le_put64(m + HDR, r->send_seq + 1);
+    le_put64(m + HDR + 8, r->db->version);
     if (tag) {
         if (r->npend == r->cappend) {
             size_t cap = r->cappend ? r->cappend * 2 : 8;
@@ -284,10 +273,10 @@ void replica_confchg(struct replica *r, const uint32_t *members, size_t n, uint6
 
     uint8_t m[HDR + 32];
     put_hdr(m, WIRE_STATE, sizeof m);
-    put64(m + HDR, r->view);
-    put64(m + HDR + 8, r->db->master_epoch);
-    put64(m + HDR + 16, r->db->version);
-    put64(m + HDR + 24, pooldb_digest(r->db->master_epoch, r->db));
+    le_put64(m + HDR, r->view);
+    le_put64(m + HDR + 8, r->db->master_epoch);
+    le_put64(m + HDR + 16, r->db->version);
+    le_put64(m + HDR + 24, pooldb_digest(r->db->master_epoch, r->db));
     send_msg(r, m, sizeof m);
 }
 
@@ -303,12 +292,12 @@ static bool better(uint64_t e1, uint64_t v1, uint32_t n1, uint64_t e2, uint64_t 
 static void on_state(struct replica *r, uint32_t sender, const uint8_t *p, size_t len)
 {
     int s = slot_of(r, sender);
-    if (len != 32 || s < 0 || get64(p) != r->view || r->complete)
+    if (len != 32 || s < 0 || le_get64(p) != r->view || r->complete)
         return; /* from another round */
     r->got_state[s] = true;
-    r->st_epoch[s] = get64(p + 8);
-    r->st_version[s] = get64(p + 16);
-    r->st_digest[s] = get64(p + 24);
+    r->st_epoch[s] = le_get64(p + 8);
+    r->st_version[s] = le_get64(p + 16);
+    r->st_digest[s] = le_get64(p + 24);
     for (size_t i = 0; i < r->nmembers; i++)
         if (!r->got_state[i])
             return;
@@ -338,7 +327,7 @@ static void on_state(struct replica *r, uint32_t sender, const uint8_t *p, size_
     uint8_t *m = malloc(HDR + 8 + slen);
     if (m) {
         put_hdr(m, WIRE_SNAP, HDR + 8 + slen);
-        put64(m + HDR, r->view);
+        le_put64(m + HDR, r->view);
         memcpy(m + HDR + 8, snap, slen);
         send_msg(r, m, HDR + 8 + slen);
     }
@@ -348,7 +337,7 @@ static void on_state(struct replica *r, uint32_t sender, const uint8_t *p, size_
 
 static void on_snap(struct replica *r, uint32_t sender, const uint8_t *p, size_t len)
 {
-    if (len < 8 || get64(p) != r->view || r->complete || slot_of(r, sender) < 0)
+    if (len < 8 || le_get64(p) != r->view || r->complete || slot_of(r, sender) < 0)
         return;
     uint64_t epoch = 0;
     struct ha_db nd;
@@ -384,7 +373,7 @@ static void on_snap(struct replica *r, uint32_t sender, const uint8_t *p, size_t
 static void on_change(struct replica *r, uint32_t sender, const uint8_t *p, size_t len)
 {
     bool mine = sender == r->self;
-    uint64_t seq = mine && len >= 8 ? get64(p) : 0;
+    uint64_t seq = mine && len >= 8 ? le_get64(p) : 0;
     size_t pi = r->npend;
     if (mine)
         for (size_t i = 0; i < r->npend; i++)
@@ -449,8 +438,8 @@ static void on_ack(struct replica *r, uint32_t sender, const uint8_t *p, size_t 
     int s = slot_of(r, sender);
     if (len != 16 || s < 0)
         return;
-    if (get64(p) == r->db->master_epoch && get64(p + 8) > r->acked[s])
-        r->acked[s] = get64(p + 8);
+    if (le_get64(p) == r->db->master_epoch && le_get64(p + 8) > r->acked[s])
+        r->acked[s] = le_get64(p + 8);
     check_pending(r);
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ha/bytes.h"
 #include "membership/pooldb.h"
 
 #define OFF_BODY 32u
@@ -33,48 +34,7 @@
 
 static const char *const kind_name[] = {"?", "header", "slot", "mailbox", "lease"};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
-static void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static unsigned get16(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static bool sector_ok(size_t s) { return s == 512 || s == 4096; }
 
@@ -108,19 +68,19 @@ static bool mac(const uint8_t *key, const uint8_t *buf, size_t size, uint8_t out
 static void start(uint8_t *buf, size_t size, enum hbdisk_kind kind, const uint8_t *uuid, unsigned index)
 {
     memset(buf, 0, size);
-    put32(buf, HBDISK_MAGIC);
-    put16(buf + 4, HBDISK_VERSION);
+    le_put32(buf, HBDISK_MAGIC);
+    le_put16(buf + 4, HBDISK_VERSION);
     buf[6] = (uint8_t)kind;
     memcpy(buf + 8, uuid, HBDISK_UUID_LEN);
-    put32(buf + 24, index);
-    put32(buf + 28, (uint32_t)size);
+    le_put32(buf + 24, index);
+    le_put32(buf + 28, (uint32_t)size);
 }
 
 static int seal(uint8_t *buf, size_t size, const uint8_t *key, char *err, size_t errlen)
 {
     if (key && !mac(key, buf, size, buf + size - TAIL))
-        return fail(err, errlen, "HMAC-SHA256 failed");
-    put32(buf + size - 4, pooldb_crc32(buf, size - 4));
+        return errf(err, errlen, -EINVAL, "HMAC-SHA256 failed");
+    le_put32(buf + size - 4, pooldb_crc32(buf, size - 4));
     return 0;
 }
 
@@ -130,41 +90,41 @@ static int check(const uint8_t *buf, size_t len, size_t want, enum hbdisk_kind k
 {
     const char *k = kind_name[kind];
     if (!sector_ok(len))
-        return fail(err, errlen, "%s block: %zu bytes, not one 512- or 4096-byte sector", k, len);
+        return errf(err, errlen, -EINVAL, "%s block: %zu bytes, not one 512- or 4096-byte sector", k, len);
     if (want && len != want)
-        return fail(err, errlen, "%s block: %zu bytes, the disk's sectors are %zu", k, len, want);
-    if (get32(buf) != HBDISK_MAGIC)
-        return fail(err, errlen, "%s block: bad magic 0x%08x (not a vigil heartbeat disk)", k, get32(buf));
-    if (get16(buf + 4) != HBDISK_VERSION)
-        return fail(err, errlen, "%s block: format version %u, this vigil reads %u", k, get16(buf + 4),
+        return errf(err, errlen, -EINVAL, "%s block: %zu bytes, the disk's sectors are %zu", k, len, want);
+    if (le_get32(buf) != HBDISK_MAGIC)
+        return errf(err, errlen, -EINVAL, "%s block: bad magic 0x%08x (not a vigil heartbeat disk)", k, le_get32(buf));
+    if (le_get16(buf + 4) != HBDISK_VERSION)
+        return errf(err, errlen, -EINVAL, "%s block: format version %u, this vigil reads %u", k, le_get16(buf + 4),
                     HBDISK_VERSION);
     if (buf[6] != kind)
-        return fail(err, errlen, "%s block: holds a block of kind %u", k, buf[6]);
-    if (get32(buf + len - 4) != pooldb_crc32(buf, len - 4))
-        return fail(err, errlen, "%s block: bad CRC-32 (corrupted)", k);
+        return errf(err, errlen, -EINVAL, "%s block: holds a block of kind %u", k, buf[6]);
+    if (le_get32(buf + len - 4) != pooldb_crc32(buf, len - 4))
+        return errf(err, errlen, -EINVAL, "%s block: bad CRC-32 (corrupted)", k);
     if (buf[7])
-        return fail(err, errlen, "%s block: reserved byte 7 is %u", k, buf[7]);
-    if (get32(buf + 28) != len)
-        return fail(err, errlen, "%s block: says %u bytes, is %zu", k, get32(buf + 28), len);
+        return errf(err, errlen, -EINVAL, "%s block: reserved byte 7 is %u", k, buf[7]);
+    if (le_get32(buf + 28) != len)
+        return errf(err, errlen, -EINVAL, "%s block: says %u bytes, is %zu", k, le_get32(buf + 28), len);
     if (uuid && memcmp(buf + 8, uuid, HBDISK_UUID_LEN))
-        return fail(err, errlen, "%s block: belongs to another pool (foreign pool UUID)", k);
-    if (get32(buf + 24) != index)
-        return fail(err, errlen, "%s block: index %u where %u belongs (misplaced write)", k, get32(buf + 24),
+        return errf(err, errlen, -EINVAL, "%s block: belongs to another pool (foreign pool UUID)", k);
+    if (le_get32(buf + 24) != index)
+        return errf(err, errlen, -EINVAL, "%s block: index %u where %u belongs (misplaced write)", k, le_get32(buf + 24),
                     index);
     if (key) {
         uint8_t m[MAC_LEN];
         if (!mac(key, buf, len, m))
-            return fail(err, errlen, "%s block: HMAC-SHA256 failed", k);
+            return errf(err, errlen, -EINVAL, "%s block: HMAC-SHA256 failed", k);
         if (CRYPTO_memcmp(m, buf + len - TAIL, MAC_LEN))
-            return fail(err, errlen, "%s block: bad HMAC (written with another pool key, or forged)", k);
+            return errf(err, errlen, -EINVAL, "%s block: bad HMAC (written with another pool key, or forged)", k);
     }
     for (size_t i = body_end; i < len - TAIL; i++)
         if (buf[i])
-            return fail(err, errlen, "%s block: nonzero padding at byte %zu", k, i);
+            return errf(err, errlen, -EINVAL, "%s block: nonzero padding at byte %zu", k, i);
     if (!key)
         for (size_t i = len - TAIL; i < len - 4; i++)
             if (buf[i])
-                return fail(err, errlen, "%s block: nonzero byte %zu in the unused MAC field", k, i);
+                return errf(err, errlen, -EINVAL, "%s block: nonzero byte %zu in the unused MAC field", k, i);
     return 0;
 }
 
@@ -175,16 +135,16 @@ static int check(const uint8_t *buf, size_t len, size_t want, enum hbdisk_kind k
 static int header_fields(const struct hbdisk_header *h, char *err, size_t errlen)
 {
     if (!sector_ok(h->sector_size))
-        return fail(err, errlen, "header: sector size %u (512 or 4096)", h->sector_size);
+        return errf(err, errlen, -EINVAL, "header: sector size %u (512 or 4096)", h->sector_size);
     if (h->slot_count < 1 || h->slot_count > HBDISK_MAX_HOSTS)
-        return fail(err, errlen, "header: slot count %u (1..%u)", h->slot_count, HBDISK_MAX_HOSTS);
+        return errf(err, errlen, -EINVAL, "header: slot count %u (1..%u)", h->slot_count, HBDISK_MAX_HOSTS);
     if (h->disk_interval_ms < 1 || h->disk_interval_ms > HBDISK_MAX_MS)
-        return fail(err, errlen, "header: disk_interval %ums out of range", h->disk_interval_ms);
+        return errf(err, errlen, -EINVAL, "header: disk_interval %ums out of range", h->disk_interval_ms);
     if (h->disk_timeout_ms < 2 * (uint64_t)h->disk_interval_ms || h->disk_timeout_ms > HBDISK_MAX_MS)
-        return fail(err, errlen, "header: disk_timeout %ums (2 x disk_interval..%ums)", h->disk_timeout_ms,
+        return errf(err, errlen, -EINVAL, "header: disk_timeout %ums (2 x disk_interval..%ums)", h->disk_timeout_ms,
                     HBDISK_MAX_MS);
     if (h->msgwait_ms < 1 || h->msgwait_ms > HBDISK_MAX_MS)
-        return fail(err, errlen, "header: msgwait %ums out of range", h->msgwait_ms);
+        return errf(err, errlen, -EINVAL, "header: msgwait %ums out of range", h->msgwait_ms);
     return 0;
 }
 
@@ -193,11 +153,11 @@ int hbdisk_encode_header(const struct hbdisk_header *h, uint8_t *buf, char *err,
     if (header_fields(h, err, errlen) < 0)
         return -EINVAL;
     start(buf, h->sector_size, HBDISK_HEADER, h->uuid, 0);
-    put32(buf + 32, h->slot_count);
-    put32(buf + 36, h->disk_interval_ms);
-    put32(buf + 40, h->disk_timeout_ms);
-    put32(buf + 44, h->msgwait_ms);
-    put64(buf + 48, h->created);
+    le_put32(buf + 32, h->slot_count);
+    le_put32(buf + 36, h->disk_interval_ms);
+    le_put32(buf + 40, h->disk_timeout_ms);
+    le_put32(buf + 44, h->msgwait_ms);
+    le_put64(buf + 48, h->created);
     memcpy(buf + 56, h->key_fp, HBDISK_FP_LEN);
     return seal(buf, h->sector_size, NULL, err, errlen);
 }
@@ -210,11 +170,11 @@ int hbdisk_decode_header(const uint8_t *buf, size_t len, const uint8_t *uuid, co
     struct hbdisk_header h;
     memcpy(h.uuid, buf + 8, HBDISK_UUID_LEN);
     h.sector_size = (uint32_t)len;
-    h.slot_count = get32(buf + 32);
-    h.disk_interval_ms = get32(buf + 36);
-    h.disk_timeout_ms = get32(buf + 40);
-    h.msgwait_ms = get32(buf + 44);
-    h.created = get64(buf + 48);
+    h.slot_count = le_get32(buf + 32);
+    h.disk_interval_ms = le_get32(buf + 36);
+    h.disk_timeout_ms = le_get32(buf + 40);
+    h.msgwait_ms = le_get32(buf + 44);
+    h.created = le_get64(buf + 48);
     memcpy(h.key_fp, buf + 56, HBDISK_FP_LEN);
     if (header_fields(&h, err, errlen) < 0)
         return -EINVAL;
@@ -222,7 +182,7 @@ int hbdisk_decode_header(const uint8_t *buf, size_t len, const uint8_t *uuid, co
         uint8_t fp[HBDISK_FP_LEN];
         hbdisk_key_fingerprint(key, fp);
         if (memcmp(fp, h.key_fp, HBDISK_FP_LEN))
-            return fail(err, errlen, "header: the disk was set up with another pool key (key fingerprint differs)");
+            return errf(err, errlen, -EINVAL, "header: the disk was set up with another pool key (key fingerprint differs)");
     }
     *out = h;
     return 0;
@@ -235,20 +195,20 @@ int hbdisk_decode_header(const uint8_t *buf, size_t len, const uint8_t *uuid, co
 static int pool_ok(const struct hbdisk_pool *p, const char *k, char *err, size_t errlen)
 {
     if (!sector_ok(p->sector_size))
-        return fail(err, errlen, "%s block: sector size %u (512 or 4096)", k, p->sector_size);
+        return errf(err, errlen, -EINVAL, "%s block: sector size %u (512 or 4096)", k, p->sector_size);
     return 0;
 }
 
 static int slot_fields(unsigned index, const struct hbdisk_slot *s, char *err, size_t errlen)
 {
     if (index >= HBDISK_MAX_HOSTS)
-        return fail(err, errlen, "slot block: index %u (0..%u)", index, HBDISK_MAX_HOSTS - 1);
+        return errf(err, errlen, -EINVAL, "slot block: index %u (0..%u)", index, HBDISK_MAX_HOSTS - 1);
     if (!s->host_id)
-        return fail(err, errlen, "slot block: host id 0");
+        return errf(err, errlen, -EINVAL, "slot block: host id 0");
     if (s->flags & ~HBDISK_F_ALL)
-        return fail(err, errlen, "slot block: unknown flags 0x%x", s->flags & ~HBDISK_F_ALL);
+        return errf(err, errlen, -EINVAL, "slot block: unknown flags 0x%x", s->flags & ~HBDISK_F_ALL);
     if (!s->incarnation)
-        return fail(err, errlen, "slot block: incarnation 0");
+        return errf(err, errlen, -EINVAL, "slot block: incarnation 0");
     return 0;
 }
 
@@ -258,13 +218,13 @@ int hbdisk_encode_slot(const struct hbdisk_pool *p, unsigned index, const struct
     if (pool_ok(p, "slot", err, errlen) < 0 || slot_fields(index, s, err, errlen) < 0)
         return -EINVAL;
     start(buf, p->sector_size, HBDISK_SLOT, p->uuid, index);
-    put32(buf + 32, s->host_id);
-    put32(buf + 36, s->flags);
-    put64(buf + 40, s->incarnation);
-    put64(buf + 48, s->seq);
-    put64(buf + 56, s->timestamp_ms);
-    put64(buf + 64, s->liveset);
-    put64(buf + 72, s->poison_ack);
+    le_put32(buf + 32, s->host_id);
+    le_put32(buf + 36, s->flags);
+    le_put64(buf + 40, s->incarnation);
+    le_put64(buf + 48, s->seq);
+    le_put64(buf + 56, s->timestamp_ms);
+    le_put64(buf + 64, s->liveset);
+    le_put64(buf + 72, s->poison_ack);
     return seal(buf, p->sector_size, p->key, err, errlen);
 }
 
@@ -275,13 +235,13 @@ int hbdisk_decode_slot(const struct hbdisk_pool *p, unsigned index, const uint8_
         check(buf, len, p->sector_size, HBDISK_SLOT, p->uuid, index, SLOT_END, p->key, err, errlen) < 0)
         return -EINVAL;
     struct hbdisk_slot s = {
-        .host_id = get32(buf + 32),
-        .flags = get32(buf + 36),
-        .incarnation = get64(buf + 40),
-        .seq = get64(buf + 48),
-        .timestamp_ms = get64(buf + 56),
-        .liveset = get64(buf + 64),
-        .poison_ack = get64(buf + 72),
+        .host_id = le_get32(buf + 32),
+        .flags = le_get32(buf + 36),
+        .incarnation = le_get64(buf + 40),
+        .seq = le_get64(buf + 48),
+        .timestamp_ms = le_get64(buf + 56),
+        .liveset = le_get64(buf + 64),
+        .poison_ack = le_get64(buf + 72),
     };
     if (slot_fields(index, &s, err, errlen) < 0)
         return -EINVAL;
@@ -301,11 +261,11 @@ bool hbdisk_slot_newer(const struct hbdisk_slot *a, const struct hbdisk_slot *b)
 static int mailbox_fields(unsigned index, const struct hbdisk_mailbox *m, char *err, size_t errlen)
 {
     if (index >= HBDISK_MAX_HOSTS)
-        return fail(err, errlen, "mailbox block: index %u (0..%u)", index, HBDISK_MAX_HOSTS - 1);
+        return errf(err, errlen, -EINVAL, "mailbox block: index %u (0..%u)", index, HBDISK_MAX_HOSTS - 1);
     if (m->master != HBDISK_NONE && m->master >= HBDISK_MAX_HOSTS)
-        return fail(err, errlen, "mailbox block: master %u is no host index", m->master);
+        return errf(err, errlen, -EINVAL, "mailbox block: master %u is no host index", m->master);
     if (m->master == HBDISK_NONE && (m->poison || m->master_epoch))
-        return fail(err, errlen, "mailbox block: a fence request without a master");
+        return errf(err, errlen, -EINVAL, "mailbox block: a fence request without a master");
     return 0;
 }
 
@@ -315,9 +275,9 @@ int hbdisk_encode_mailbox(const struct hbdisk_pool *p, unsigned index, const str
     if (pool_ok(p, "mailbox", err, errlen) < 0 || mailbox_fields(index, m, err, errlen) < 0)
         return -EINVAL;
     start(buf, p->sector_size, HBDISK_MAILBOX, p->uuid, index);
-    put64(buf + 32, m->poison);
-    put64(buf + 40, m->master_epoch);
-    put32(buf + 48, m->master);
+    le_put64(buf + 32, m->poison);
+    le_put64(buf + 40, m->master_epoch);
+    le_put32(buf + 48, m->master);
     return seal(buf, p->sector_size, p->key, err, errlen);
 }
 
@@ -327,9 +287,9 @@ int hbdisk_decode_mailbox(const struct hbdisk_pool *p, unsigned index, const uin
     if (pool_ok(p, "mailbox", err, errlen) < 0 ||
         check(buf, len, p->sector_size, HBDISK_MAILBOX, p->uuid, index, MBOX_END, p->key, err, errlen) < 0)
         return -EINVAL;
-    struct hbdisk_mailbox m = {.poison = get64(buf + 32), .master_epoch = get64(buf + 40), .master = get32(buf + 48)};
-    if (get32(buf + 52))
-        return fail(err, errlen, "mailbox block: reserved field is %u", get32(buf + 52));
+    struct hbdisk_mailbox m = {.poison = le_get64(buf + 32), .master_epoch = le_get64(buf + 40), .master = le_get32(buf + 48)};
+    if (le_get32(buf + 52))
+        return errf(err, errlen, -EINVAL, "mailbox block: reserved field is %u", le_get32(buf + 52));
     if (mailbox_fields(index, &m, err, errlen) < 0)
         return -EINVAL;
     *out = m;
@@ -344,15 +304,15 @@ static int lease_fields(const struct hbdisk_lease *l, char *err, size_t errlen)
 {
     if (l->owner == HBDISK_NONE) {
         if (l->expiry_ticks || l->owner_incarnation)
-            return fail(err, errlen, "lease block: free, yet with an expiry or an owner incarnation");
+            return errf(err, errlen, -EINVAL, "lease block: free, yet with an expiry or an owner incarnation");
         return 0;
     }
     if (l->owner >= HBDISK_MAX_HOSTS)
-        return fail(err, errlen, "lease block: owner %u is no host index", l->owner);
+        return errf(err, errlen, -EINVAL, "lease block: owner %u is no host index", l->owner);
     if (l->expiry_ticks < 1 || l->expiry_ticks > HBDISK_MAX_EXPIRY)
-        return fail(err, errlen, "lease block: expiry %u ticks (1..%u)", l->expiry_ticks, HBDISK_MAX_EXPIRY);
+        return errf(err, errlen, -EINVAL, "lease block: expiry %u ticks (1..%u)", l->expiry_ticks, HBDISK_MAX_EXPIRY);
     if (!l->owner_incarnation)
-        return fail(err, errlen, "lease block: owner incarnation 0");
+        return errf(err, errlen, -EINVAL, "lease block: owner incarnation 0");
     return 0;
 }
 
@@ -362,10 +322,10 @@ int hbdisk_encode_lease(const struct hbdisk_pool *p, const struct hbdisk_lease *
     if (pool_ok(p, "lease", err, errlen) < 0 || lease_fields(l, err, errlen) < 0)
         return -EINVAL;
     start(buf, p->sector_size, HBDISK_LEASE, p->uuid, 0);
-    put32(buf + 32, l->owner);
-    put32(buf + 36, l->expiry_ticks);
-    put64(buf + 40, l->counter);
-    put64(buf + 48, l->owner_incarnation);
+    le_put32(buf + 32, l->owner);
+    le_put32(buf + 36, l->expiry_ticks);
+    le_put64(buf + 40, l->counter);
+    le_put64(buf + 48, l->owner_incarnation);
     return seal(buf, p->sector_size, p->key, err, errlen);
 }
 
@@ -375,10 +335,10 @@ int hbdisk_decode_lease(const struct hbdisk_pool *p, const uint8_t *buf, size_t 
     if (pool_ok(p, "lease", err, errlen) < 0 ||
         check(buf, len, p->sector_size, HBDISK_LEASE, p->uuid, 0, LEASE_END, p->key, err, errlen) < 0)
         return -EINVAL;
-    struct hbdisk_lease l = {.owner = get32(buf + 32),
-                             .expiry_ticks = get32(buf + 36),
-                             .counter = get64(buf + 40),
-                             .owner_incarnation = get64(buf + 48)};
+    struct hbdisk_lease l = {.owner = le_get32(buf + 32),
+                             .expiry_ticks = le_get32(buf + 36),
+                             .counter = le_get64(buf + 40),
+                             .owner_incarnation = le_get64(buf + 48)};
     if (lease_fields(&l, err, errlen) < 0)
         return -EINVAL;
     *out = l;
@@ -516,34 +476,34 @@ struct hbdisk *hbdisk_open(const char *path, unsigned flags, unsigned *sector_si
     int fd = open(path, O_RDWR | O_DIRECT | O_SYNC | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        fail(err, errlen, "%s: %s", path, strerror(e));
+        errf(err, errlen, -EINVAL, "%s: %s", path, strerror(e));
         return NULL;
     }
     struct stat st;
     unsigned sector = flags & HBDISK_OPEN_FILE_4K ? 4096 : 512;
     if (fstat(fd, &st) < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        errf(err, errlen, -EINVAL, "%s: %s", path, strerror(errno));
         goto bad;
     }
     if (S_ISBLK(st.st_mode)) {
         int ss = 0;
         if (ioctl(fd, BLKSSZGET, &ss) < 0) {
-            fail(err, errlen, "%s: BLKSSZGET: %s", path, strerror(errno));
+            errf(err, errlen, -EINVAL, "%s: BLKSSZGET: %s", path, strerror(errno));
             goto bad;
         }
         if (!sector_ok((size_t)ss)) {
-            fail(err, errlen, "%s: logical sector size %d (512 or 4096)", path, ss);
+            errf(err, errlen, -EINVAL, "%s: logical sector size %d (512 or 4096)", path, ss);
             goto bad;
         }
         sector = (unsigned)ss;
     } else if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: neither a block device nor a regular file", path);
+        errf(err, errlen, -EINVAL, "%s: neither a block device nor a regular file", path);
         goto bad;
     }
     struct hbdisk *d = calloc(1, sizeof *d);
     if (!d || !(d->buf = hbdisk_alloc(sector))) {
         free(d);
-        fail(err, errlen, "out of memory");
+        errf(err, errlen, -EINVAL, "out of memory");
         goto bad;
     }
     d->fd = fd;
@@ -556,7 +516,7 @@ struct hbdisk *hbdisk_open(const char *path, unsigned flags, unsigned *sector_si
     pthread_condattr_destroy(&ca);
     int rc = pthread_create(&d->thread, NULL, worker, d);
     if (rc) {
-        fail(err, errlen, "I/O thread: %s", strerror(rc));
+        errf(err, errlen, -EINVAL, "I/O thread: %s", strerror(rc));
         disk_free(d);
         return NULL;
     }
