@@ -76,7 +76,6 @@ static void usage(struct request *rq, const char *what)
 
 void disk_command(struct request *rq, int id_init, int argc, char **argv, bool json)
 {
-    (void)json;
     char err[512] = "";
     const char *dev = NULL;
     long hosts = 0, sector = 512;
@@ -85,16 +84,13 @@ void disk_command(struct request *rq, int id_init, int argc, char **argv, bool j
         if (id_init && !strcmp(argv[i], "--hosts") && i + 1 < argc) {
             if (ha_parse_int(argv[++i], 1, HBDISK_MAX_HOSTS, &hosts) < 0)
                 return request_finish(rq, 2, "--hosts: '%s' is not a number of hosts in 1..64\n", argv[i]);
-        } else if (id_init && !strcmp(argv[i], "--sector-size") && i + 1 < argc) {
+        } else if (!strcmp(argv[i], "--sector-size") && i + 1 < argc) {
             if (ha_parse_int(argv[++i], 512, 4096, &sector) < 0 || (sector != 512 && sector != 4096))
                 return request_finish(rq, 2, "--sector-size: 512 or 4096 (regular files only; a block device "
                                              "has its own)\n");
         } else if (id_init && !strcmp(argv[i], "--force"))
             force = true;
-        else if (!strcmp(argv[i], "--sector-size") && i + 1 < argc && !id_init) {
-            if (ha_parse_int(argv[++i], 512, 4096, &sector) < 0 || (sector != 512 && sector != 4096))
-                return request_finish(rq, 2, "--sector-size: 512 or 4096\n");
-        } else if (argv[i][0] != '-' && !dev)
+        else if (argv[i][0] != '-' && !dev)
             dev = argv[i];
         else
             return usage(rq, id_init ? "disk init DEV --hosts N [--sector-size 512|4096] [--force]"

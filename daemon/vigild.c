@@ -175,7 +175,7 @@ static void request_unlink(struct request *rq)
 
 /* A long answer (a host list, events) is sent as it is; request_finish
  * is for the short ones. */
-static void request_answer(struct request *rq, int code, const char *text)
+void request_finish_text(struct request *rq, int code, const char *text)
 {
     request_unlink(rq);
     if (rq->conn) {
@@ -194,10 +194,8 @@ void request_finish(struct request *rq, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    request_answer(rq, code, text);
+    request_finish_text(rq, code, text);
 }
-
-void request_finish_text(struct request *rq, int code, const char *text) { request_answer(rq, code, text); }
 
 static void request_timer(void *data)
 {
@@ -283,7 +281,7 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
     return 0;
 }
 
-static void ipc_closed(qb_ipcs_connection_t *c)
+static int32_t ipc_closed(qb_ipcs_connection_t *c)
 {
     /* a client that went away does not wait any more; the work goes on */
     for (struct request *rq = D.requests; rq; rq = rq->next)
@@ -291,6 +289,7 @@ static void ipc_closed(qb_ipcs_connection_t *c)
             qb_ipcs_connection_unref(c);
             rq->conn = NULL;
         }
+    return 0;
 }
 
 static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
@@ -310,11 +309,9 @@ static int32_t poll_del(int32_t fd) { return qb_loop_poll_del(D.loop, fd); }
 static int ipc_start(void)
 {
     static struct qb_ipcs_service_handlers h = {
-        .connection_accept = ipc_accept, .msg_process = ipc_msg, .connection_closed = NULL};
+        .connection_accept = ipc_accept, .msg_process = ipc_msg, .connection_closed = ipc_closed};
     static struct qb_ipcs_poll_handlers ph = {
         .job_add = job_add, .dispatch_add = poll_add, .dispatch_mod = poll_mod, .dispatch_del = poll_del};
-    h.connection_closed = NULL;
-    h.connection_destroyed = ipc_closed;
     struct group *g = getgrnam(D.cfg.ipc_group);
     if (g) {
         D.vigil_gid = g->gr_gid;
