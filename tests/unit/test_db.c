@@ -212,6 +212,29 @@ START_TEST(pool_changes)
 }
 END_TEST
 
+/* A host's own measure of its size replaces what the pool had; a host not
+ * in the pool, or no CPU, is refused and changes nothing. */
+START_TEST(host_facts)
+{
+    struct ha_db db;
+    mkdb(&db);
+    struct ha_change f = {.type = HA_CHG_HOST_FACTS, .host = 1, .vm = -1, .mem_mb = 24000, .cpus = 2};
+    ck_assert_int_eq(ha_db_apply(&db, &f), 0);
+    ck_assert_uint_eq(db.host[1].mem_mb, 24000);
+    ck_assert_int_eq(db.host[1].cpus, 2);
+    f.cpus = 0;
+    apply_refused(&db, &f);
+    f.cpus = 2;
+    f.host = db.nhosts;
+    apply_refused(&db, &f);
+    db.host[2].joined = false;
+    f.host = 2;
+    apply_refused(&db, &f);
+    ck_assert_uint_eq(db.host[1].mem_mb, 24000);
+    ha_db_free(&db);
+}
+END_TEST
+
 START_TEST(join_tokens)
 {
     struct ha_db db;
@@ -424,6 +447,7 @@ int main(void)
     tcase_add_test(t, add_and_find);
     tcase_add_test(t, pool_changes);
     tcase_add_test(t, join_tokens);
+    tcase_add_test(t, host_facts);
     tcase_add_test(t, change_allowed);
     tcase_add_test(t, pin_rule_names_known_hosts);
     tcase_add_test(t, apply_is_deterministic);

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ struct node {
     struct ha_db db;     /* memory */
     struct ha_db disk;   /* what persist_* stored */
     struct replica *r;
-    int done_ok, done_fail;
+    int done_ok, done_fail, last_status;
     uint64_t acked_tags[512];
     int nacked;
 };
@@ -68,6 +69,7 @@ static void t_done(void *ctx, uint64_t tag, int status, const char *why)
 {
     (void)why;
     struct node *x = ctx;
+    x->last_status = status;
     if (status == 0) {
         x->done_ok++;
         if (x->nacked < 512)
@@ -277,6 +279,48 @@ START_TEST(changes_during_a_round_wait)
 }
 END_TEST
 
+/* A change sent just before a configuration change and delivered after it,
+ * before the round completes, is dropped by every member alike: its
+ * proposer hears -ESTALE (safe to propose again), and no copy has it. */
+START_TEST(a_change_dropped_by_a_round_says_estale)
+{
+    struct ha_change c = vm_add(1);
+    ck_assert_int_eq(replica_propose(nd[0].r, &c, 9), 0); /* in the queue, not delivered yet */
+    ring++;
+    uint32_t m[N] = {1, 2, 3, 4, 5};
+    for (int i = 0; i < N; i++)
+        replica_confchg(nd[i].r, m, N, ring);
+    flush(); /* the change arrives first, then the round's states */
+    ck_assert_int_eq(nd[0].done_fail, 1);
+    ck_assert_int_eq(nd[0].last_status, -ESTALE);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(nd[i].db.nvms, 0);
+    ck_assert_int_eq(replica_propose(nd[0].r, &c, 10), 0); /* proposed again: kept */
+    flush();
+    ck_assert_int_eq(nd[0].done_ok, 1);
+    ck_assert_uint_eq(nd[0].acked_tags[0], 10);
+    assert_group_identical(0);
+}
+END_TEST
+
+/* A proposal lost on the way (corosync died with it) shifts no other
+ * answer: the next proposal is answered as itself. */
+START_TEST(a_lost_proposal_shifts_nothing)
+{
+    struct ha_change a = vm_add(1), b = vm_add(2);
+    ck_assert_int_eq(replica_propose(nd[0].r, &a, 1), 0);
+    ck_assert_uint_eq(nq, 1);
+    free(q[0].b); /* lost */
+    nq = 0;
+    ck_assert_int_eq(replica_propose(nd[0].r, &b, 2), 0);
+    flush();
+    ck_assert_int_eq(nd[0].done_ok, 1);
+    ck_assert_uint_eq(nd[0].acked_tags[0], 2);
+    ck_assert_int_eq(nd[3].db.nvms, 1);
+    ck_assert_str_eq(nd[3].db.vm[0].name, b.name);
+}
+END_TEST
+
 /* Random crashes, partitions, merges and proposals from everyone: at the
  * end, with everybody merged, all copies are identical and every change
  * that was reported done is in them. */
@@ -364,6 +408,8 @@ static Suite *suite(void)
     TCase *t = tcase_create("replica");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 120);
+    tcase_add_test(t, a_change_dropped_by_a_round_says_estale);
+    tcase_add_test(t, a_lost_proposal_shifts_nothing);
     tcase_add_test(t, commits_reach_everyone);
     tcase_add_test(t, only_the_master_writes);
     tcase_add_test(t, master_crash_takeover_and_rejoin);
