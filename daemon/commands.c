@@ -387,7 +387,11 @@ static void fence_list(struct out *o, bool json)
     if (json)
         outf(o, "]\n");
     else if (!k)
-        outf(o, "no fence devices: a failed host is fenced through the heartbeat disk only (vigil fence-device set)\n");
+        outf(o, "%s", D.db.set.heartbeat_disk
+                          ? "no fence devices: a failed host is fenced through the heartbeat disk only (vigil "
+                            "fence-device set)\n"
+                          : "no fence devices: a failed host cannot be fenced, so its VMs are not restarted "
+                            "elsewhere (vigil fence-device set)\n");
 }
 
 #define FD_SET_USAGE                                                                                              \
@@ -496,14 +500,18 @@ static void fence_set(struct request *rq, int argc, char **argv, int nw)
     if (dev > ndevs + 1)
         return request_finish(rq, 1, "level %ld of %s has %d device(s): the next one is device %d\n", level, host,
                               ndevs, ndevs + 1);
+    if (d->type == HA_FENCE_DISK && !D.db.set.heartbeat_disk)
+        return request_finish(rq, 1,
+                              "fence-device set: pool %s has no heartbeat disk, and the disk device is its poison "
+                              "pill: set up the heartbeat disk first (docs/heartbeat-disk.md)\n",
+                              D.db.pool_name);
+    if (ha_fence_place_check(t, (int)level, (int)dev - 1, d->type, err, sizeof err) < 0)
+        return request_finish(rq, 1, "fence-device set: %s\n", err);
     ch.fence_level = (int)level;
     ch.fence_index = (int)dev - 1;
     snprintf(rq->text, sizeof rq->text, "fence device %s%s%s%s%s set for %s (level %ld%s)\n",
              ha_fence_type_name(d->type), d->agent[0] ? " " : "", d->agent, d->addr[0] ? " " : "", d->addr, host,
              level, dev > 1 ? (dev == 2 ? ", device 2" : dev == 3 ? ", device 3" : ", device 4") : "");
-    if (d->type == HA_FENCE_DISK)
-        snprintf(rq->text + strlen(rq->text), sizeof rq->text - strlen(rq->text),
-                 "note: the disk device works once the heartbeat disk exists (issue [disk])\n");
     rq->answered_core = true;
     pool_propose(&ch, rq);
     explicit_bzero(&ch, sizeof ch);

@@ -26,6 +26,7 @@ struct fence_job {
     bool test;                 /* status of every device, for a request */
     int host;
     uint64_t rq;               /* test: the request to answer */
+    int disk_level;            /* test: the topology's disk level (1..), or 0 */
     struct fence_topology topo;
     int rc;
     char why[2048];
@@ -39,11 +40,15 @@ static void to_lib(const struct ha_fence_topo *t, const char *host, struct fence
 {
     memset(out, 0, sizeof *out);
     snprintf(out->host, sizeof out->host, "%s", host);
-    out->nlevels = t->nlevels;
-    for (int l = 0; l < t->nlevels && l < FENCE_MAX_LEVELS; l++) {
-        out->levels[l].ndevices = t->level[l].ndevs;
-        for (int i = 0; i < t->level[l].ndevs && i < FENCE_MAX_DEVICES; i++) {
-            const struct ha_fence_dev *s = &t->level[l].dev[i];
+    /* the disk level (the poison pill) is the core's own next step after
+     * these (ha/fence.c): the worker runs the levels that power a host off */
+    for (int tl = 0; tl < t->nlevels && out->nlevels < FENCE_MAX_LEVELS; tl++) {
+        if (t->level[tl].ndevs > 0 && t->level[tl].dev[0].type == HA_FENCE_DISK)
+            continue;
+        int l = out->nlevels++;
+        out->levels[l].ndevices = t->level[tl].ndevs;
+        for (int i = 0; i < t->level[tl].ndevs && i < FENCE_MAX_DEVICES; i++) {
+            const struct ha_fence_dev *s = &t->level[tl].dev[i];
             struct fence_device *d = &out->levels[l].devices[i];
             snprintf(d->type, sizeof d->type, "%s", ha_fence_type_name(s->type));
             snprintf(d->address, sizeof d->address, "%s", s->addr);
@@ -114,6 +119,11 @@ static void *worker(void *arg)
                 if (n > 0 && (size_t)n < sizeof j->why - off)
                     off += (size_t)n;
             }
+        if (j->disk_level)
+            snprintf(j->why + off, sizeof j->why - off,
+                     "level %d device 1 (disk): the poison pill has no power status; its mailbox and the "
+                     "host's slot are in 'vigil disk list'\n",
+                     j->disk_level);
     }
     explicit_bzero(&j->topo, sizeof j->topo); /* the passwords */
     if (write(pipefd[1], &j, sizeof j) != (ssize_t)sizeof j)
@@ -159,8 +169,8 @@ static int launch(struct fence_job *j)
 int fencer_fence(int host, char *why, size_t whylen)
 {
     const struct ha_fence_topo *t = host >= 0 && host < D.db.nhosts ? D.db.fence[host] : NULL;
-    if (!t || t->nlevels < 1) {
-        snprintf(why, whylen, "%s has no fence device (vigil fence-device set %s ...)",
+    if (!ha_fence_topo_has_devices(t)) {
+        snprintf(why, whylen, "%s has no fence device that powers it off (vigil fence-device set %s ...)",
                  host >= 0 && host < D.db.nhosts ? D.db.host[host].name : "?",
                  host >= 0 && host < D.db.nhosts ? D.db.host[host].name : "?");
         return -ENODEV;
@@ -187,11 +197,17 @@ void fencer_test(struct request *rq, int host)
     if (!t || t->nlevels < 1)
         return request_finish(rq, 1, "%s has no fence device: set one with 'vigil fence-device set %s ...'\n",
                               D.db.host[host].name, D.db.host[host].name);
+    if (!ha_fence_topo_has_devices(t))
+        return request_finish(rq, 0,
+                              "level 1 device 1 (disk): the poison pill has no power status; its mailbox and "
+                              "the host's slot are in 'vigil disk list'\n");
     struct fence_job *j = calloc(1, sizeof *j);
     if (!j)
         return request_finish(rq, 1, "vigild is out of memory\n");
     j->test = true;
     j->host = host;
+    if (t->level[t->nlevels - 1].dev[0].type == HA_FENCE_DISK)
+        j->disk_level = t->nlevels;
     j->rq = rq->id;
     rq->deadline = now_ms() + 120000; /* a few devices, each bounded */
     to_lib(t, D.db.host[host].name, &j->topo);

@@ -344,7 +344,8 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         if (!h || c->fence_level < 1 || c->fence_level > HA_FENCE_LEVELS || c->fence_level > nlevels + 1 ||
             c->fence_index < 0 || c->fence_index >= HA_FENCE_DEVS ||
             c->fence_index > (c->fence_level <= nlevels ? t->level[c->fence_level - 1].ndevs : 0) ||
-            ha_fence_dev_check(&c->dev, err, sizeof err) < 0)
+            ha_fence_dev_check(&c->dev, err, sizeof err) < 0 ||
+            ha_fence_place_check(t, c->fence_level, c->fence_index, c->dev.type, err, sizeof err) < 0)
             return -EINVAL;
         if (!t) {
             t = calloc(1, sizeof *t);
@@ -374,7 +375,7 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         d->retries = c->dev.retries;
         if (c->fence_index == l->ndevs)
             l->ndevs++;
-        h->fence_ipmi = true;
+        h->fence_ipmi = ha_fence_topo_has_devices(t);
         break;
     }
     case HA_CHG_FENCE_CLEAR: {
@@ -388,7 +389,7 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
             free(t);
             db->fence[c->host] = NULL;
         }
-        h->fence_ipmi = db->fence[c->host] != NULL;
+        h->fence_ipmi = ha_fence_topo_has_devices(db->fence[c->host]);
         break;
     }
     case HA_CHG_SETTING: {

@@ -121,3 +121,48 @@ int ha_fence_dev_check(const struct ha_fence_dev *d, char *err, size_t errlen)
     }
     return 0;
 }
+
+static bool level_is_disk(const struct ha_fence_level *l)
+{
+    return l->ndevs > 0 && l->dev[0].type == HA_FENCE_DISK;
+}
+
+bool ha_fence_topo_has_devices(const struct ha_fence_topo *t)
+{
+    for (int l = 0; t && l < t->nlevels; l++)
+        if (!level_is_disk(&t->level[l]))
+            return true;
+    return false;
+}
+
+/* The poison pill confirms only by the target's acknowledgement or by
+ * msgwait elapsing, and the core runs it after the devices that power a host
+ * off (ha/fence.c): a disk device is therefore alone in the last level. */
+int ha_fence_place_check(const struct ha_fence_topo *t, int level, int index, enum ha_fence_type type, char *err,
+                         size_t errlen)
+{
+    int nlevels = t ? t->nlevels : 0;
+    bool replacing_only = level <= nlevels && t->level[level - 1].ndevs == 1 && index == 0;
+    if (type == HA_FENCE_DISK) {
+        if (level < nlevels)
+            return errf(err, errlen, -EINVAL,
+                        "a disk device is the last level (the poison pill runs after the devices that power a host "
+                        "off): level %d is followed by %d more",
+                        level, nlevels - level);
+        if (index > 0 || (level <= nlevels && !replacing_only))
+            return errf(err, errlen, -EINVAL,
+                        "a disk device is alone in its level (the heartbeat disk confirms by itself): level %d has "
+                        "other devices",
+                        level);
+        return 0;
+    }
+    for (int l = 0; l < nlevels && l < level - 1; l++)
+        if (level_is_disk(&t->level[l]))
+            return errf(err, errlen, -EINVAL,
+                        "level %d is the disk (the poison pill), which stays the last level: clear it first "
+                        "(fence-device clear --level %d)",
+                        l + 1, l + 1);
+    if (level <= nlevels && level_is_disk(&t->level[level - 1]) && !replacing_only)
+        return errf(err, errlen, -EINVAL, "level %d is the disk, which is alone in its level", level);
+    return 0;
+}

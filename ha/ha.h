@@ -66,7 +66,7 @@ struct ha_db_host {
     uint64_t mem_mb;
     int cpus;
     bool fence_ipmi;   /* has device fencing (level 1 of the core: a BMC, an agent...): in a
-                        * pool database, true iff db->fence[host] has at least one level */
+                        * pool database, true iff ha_fence_topo_has_devices(db->fence[host]) */
     bool joined;       /* part of the pool (in the corosync nodelist) */
     bool maintenance;
     bool leaving;      /* pool leave --evacuate in progress */
@@ -143,6 +143,14 @@ int ha_fence_type_parse(const char *s, enum ha_fence_type *out);
 /* Whether a device may be stored: every field bounded, terminated and of the
  * right shape for its type.  0, or -EINVAL with the reason in err. */
 int ha_fence_dev_check(const struct ha_fence_dev *d, char *err, size_t errlen);
+/* Whether a device of this type may go to (level 1.., index 0..) of topology
+ * t (NULL: none yet): a `disk` device (the heartbeat disk's poison pill) is
+ * alone in the last level.  0, or -EINVAL with the reason. */
+int ha_fence_place_check(const struct ha_fence_topo *t, int level, int index, enum ha_fence_type type, char *err,
+                         size_t errlen);
+/* Whether t has a level that powers the host off (any level but the disk):
+ * what the core's level 1 (HA_ACT_FENCE) runs; ha_db_host.fence_ipmi. */
+bool ha_fence_topo_has_devices(const struct ha_fence_topo *t);
 
 /* A one-time join token: the pool keeps only the SHA-256 of its secret. */
 #define HA_MAX_TOKENS 16

@@ -721,14 +721,16 @@ static int check_db(const struct ha_db *db, char *err, size_t errlen)
         if (h->cpus < 0)
             return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') has %d CPUs", i, h->name, h->cpus);
         /* the flag is what the core reads; the topology is what it means */
-        if (h->fence_ipmi != (db->fence[i] != NULL))
+        if (h->fence_ipmi != ha_fence_topo_has_devices(db->fence[i]))
             return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') %s fence devices but its flag says %s", i,
-                        h->name, db->fence[i] ? "has" : "has no", h->fence_ipmi ? "yes" : "no");
+                        h->name, ha_fence_topo_has_devices(db->fence[i]) ? "has" : "has no",
+                        h->fence_ipmi ? "yes" : "no");
         const struct ha_fence_topo *t = db->fence[i];
         for (int l = 0; t && l < t->nlevels; l++)
             for (int k = 0; k < t->level[l].ndevs; k++) {
                 char why[HA_REASON_MAX];
-                if (ha_fence_dev_check(&t->level[l].dev[k], why, sizeof why) < 0)
+                if (ha_fence_dev_check(&t->level[l].dev[k], why, sizeof why) < 0 ||
+                    ha_fence_place_check(t, l + 1, k, t->level[l].dev[k].type, why, sizeof why) < 0)
                     return errf(err, errlen, -EINVAL, "snapshot: host %d ('%s') level %d device %d: %s", i,
                                 h->name, l + 1, k + 1, why);
             }

@@ -374,6 +374,35 @@ START_TEST(fence_devices)
     struct ha_change c3 = fence_set(1, 2, 0, HA_FENCE_DISK);
     ck_assert_int_eq(ha_db_apply(&db, &c3), 0);
     ck_assert_int_eq(db.fence[1]->nlevels, 2);
+    ck_assert(db.host[1].fence_ipmi);
+
+    /* the disk (poison pill) is alone in the last level */
+    struct ha_change p;
+    char perr[HA_REASON_MAX];
+    p = fence_set(1, 2, 1, HA_FENCE_AGENT); refused(&db, &p, "a device beside the disk");
+    ck_assert_int_eq(ha_fence_place_check(db.fence[1], 2, 1, HA_FENCE_AGENT, perr, sizeof perr), -EINVAL);
+    ck_assert_msg(strstr(perr, "alone in its level"), "%s", perr);
+    p = fence_set(1, 3, 0, HA_FENCE_IPMI); refused(&db, &p, "a level after the disk");
+    ck_assert_int_eq(ha_fence_place_check(db.fence[1], 3, 0, HA_FENCE_IPMI, perr, sizeof perr), -EINVAL);
+    ck_assert_msg(strstr(perr, "level 2 is the disk"), "%s", perr);
+    p = fence_set(1, 1, 1, HA_FENCE_DISK); refused(&db, &p, "the disk beside a BMC");
+    p = fence_set(1, 1, 0, HA_FENCE_DISK); refused(&db, &p, "the disk before another level");
+    ck_assert_int_eq(ha_fence_place_check(db.fence[1], 1, 0, HA_FENCE_DISK, perr, sizeof perr), -EINVAL);
+    ck_assert_msg(strstr(perr, "is the last level"), "%s", perr);
+    /* the disk may be replaced by a device, and come back */
+    p = fence_set(1, 2, 0, HA_FENCE_AGENT);
+    ck_assert_int_eq(ha_db_apply(&db, &p), 0);
+    ck_assert_int_eq(ha_db_apply(&db, &c3), 0);
+    ck_assert_int_eq(db.fence[1]->level[1].dev[0].type, HA_FENCE_DISK);
+    /* a host whose only level is the disk has no device that powers it off */
+    p = fence_set(2, 1, 0, HA_FENCE_DISK);
+    ck_assert_int_eq(ha_db_apply(&db, &p), 0);
+    ck_assert(!db.host[2].fence_ipmi);
+    ck_assert(!ha_fence_topo_has_devices(db.fence[2]));
+    p = fence_set(2, 2, 0, HA_FENCE_IPMI); refused(&db, &p, "a BMC after the only level, the disk");
+    p = fence_set(2, 1, 0, HA_FENCE_IPMI);
+    ck_assert_int_eq(ha_db_apply(&db, &p), 0);
+    ck_assert(db.host[2].fence_ipmi);
 
     /* copies are deep */
     struct ha_db copy;

@@ -129,7 +129,16 @@ static struct ha_fence_topo *rand_topo(void)
     for (int l = 0; l < t->nlevels; l++) {
         t->level[l].ndevs = rnd_in(1, HA_FENCE_DEVS);
         for (int k = 0; k < t->level[l].ndevs; k++)
-            rand_dev(&t->level[l].dev[k], rnd() % 8 == 0);
+            do
+                rand_dev(&t->level[l].dev[k], rnd() % 8 == 0);
+            while (t->level[l].dev[k].type == HA_FENCE_DISK);
+    }
+    /* the disk, when there is one, is alone in the last level */
+    if (t->nlevels < HA_FENCE_LEVELS && rnd() % 3 == 0) {
+        struct ha_fence_level *l = &t->level[t->nlevels++];
+        l->ndevs = 1;
+        l->dev[0] = (struct ha_fence_dev){.type = HA_FENCE_DISK, .timeout_ms = rnd_in(100, 600000),
+                                          .retries = rnd_in(0, 10)};
     }
     return t;
 }
@@ -889,9 +898,9 @@ static struct hist *make_hist(int n_extra)
         {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 2,
          .dev = {.type = HA_FENCE_AGENT, .agent = "fence_apc", .addr = "pdu1", .user = "apc", .password = "x",
                  .nopts = 2, .opt = {"plug=3", "ssh=1"}, .timeout_ms = 20000, .retries = 1}},
-        {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 2, .fence_index = 1,
+        {.type = HA_CHG_FENCE_SET, .host = 0, .fence_level = 3,
          .dev = {.type = HA_FENCE_DISK, .timeout_ms = 10000}},
-        {.type = HA_CHG_FENCE_CLEAR, .host = 0, .fence_level = 2},
+        {.type = HA_CHG_FENCE_CLEAR, .host = 0, .fence_level = 3},
         {.type = HA_CHG_FENCE_SET, .host = 1, .fence_level = 1, .dev = {.type = HA_FENCE_SCSI_PR, .timeout_ms = 100}},
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
