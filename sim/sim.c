@@ -71,6 +71,8 @@ struct sim {
     int next_group;
     ha_ms fenced_at[HA_MAX_HOSTS];   /* last confirmed fence (commit time) */
     ha_ms failed_at[HA_MAX_HOSTS];
+    int cur_master;                  /* the host acting as master now (HA_NO_HOST: none) */
+    ha_ms master_since;              /* since when that host (or no host) has been master */
     ha_ms booted_at[HA_MAX_HOSTS];   /* a host that booted runs nothing from before */
     ha_ms bmc_ok_at[HA_MAX_HOSTS];   /* last fence-ok */
     /* [rcv][from]: a message from `from` to `rcv` waits for retransmission
@@ -1002,6 +1004,13 @@ static void check_bound(struct sim *S, int failed)
         return; /* no side may run anything: nothing can be recovered */
     if (S->now - S->failed_at[failed] < S->db.set.recovery_bound)
         return; /* a later failure of the same host restarted the clock */
+    if (S->master_since > S->failed_at[failed] && S->now - S->master_since < S->db.set.recovery_bound) {
+        /* The master took office after the failure (the pool had none, or
+         * another one): it gets the whole bound from then, since a new
+         * master first has to fence the host (BMC timeout, then msgwait). */
+        push(S, S->master_since + S->db.set.recovery_bound, Q_BOUND, failed, -1, 0, 0);
+        return;
+    }
     uint64_t used[HA_MAX_HOSTS] = {0};
     int cpus[HA_MAX_HOSTS] = {0};
     for (int v = 0; v < S->db.nvms; v++)
@@ -1184,6 +1193,8 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
     }
     for (int v = 0; v < s->db.nvms; v++)
         S->vm[v] = (struct wvm){.host = -1, .st = W_OFF, .to = -1, .lost_from = -1};
+    S->cur_master = HA_NO_HOST;
+    S->master_since = 0;
     for (int h = 0; h < HA_MAX_HOSTS; h++) {
         S->fenced_at[h] = -1;
         S->failed_at[h] = -1;
@@ -1295,6 +1306,11 @@ int sim_run(struct scenario *s, const struct sim_opts *o, FILE *out, struct sim_
         }
         check_never(S);
         check_one_master(S);
+        int m = master_host(S);
+        if (m != S->cur_master) {
+            S->cur_master = m;
+            S->master_since = S->now;
+        }
         if (stop)
             break;
     }
