@@ -10,6 +10,10 @@
  *   lunio write PATH OFFSET LENGTH TEXT   the block starts with TEXT, then zeros
  *   lunio read PATH OFFSET LENGTH         prints the block's text (up to its first NUL)
  *   lunio info PATH                       type, size, st_blksize (and BLKSSZGET)
+ *   lunio bench PATH LENGTH COUNT         COUNT writes of LENGTH bytes, then COUNT
+ *                                         reads, in the LUN's first MiB; prints
+ *                                         write_ops_per_s=N read_ops_per_s=N
+ *                                         (bench/lun)
  *
  * Exit status 0 on success, 1 with "lunio: ...: EIO (Input/output error)"
  * on standard error when the I/O fails, 2 on bad usage. */
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_LEN (1u << 20)
@@ -70,13 +75,54 @@ static int info(const char *path)
     return 0;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int bench(const char *path, const char *len_s, const char *count_s)
+{
+    unsigned long long len, count;
+    if (number(len_s, 1u << 16, &len) < 0 || number(count_s, 1000000, &count) < 0 || len == 0 || count == 0)
+        return 2;
+    char *buf;
+    if (posix_memalign((void **)&buf, 4096, len))
+        return fail("posix_memalign", ENOMEM);
+    memset(buf, 'b', len);
+    int fd = open(path, O_RDWR | O_DIRECT | O_SYNC | O_CLOEXEC);
+    if (fd < 0)
+        return fail(path, errno);
+    unsigned long long blocks = (1u << 20) / len;
+    double rate[2];
+    for (int wr = 1; wr >= 0; wr--) {
+        double t0 = now_s();
+        for (unsigned long long i = 0; i < count; i++) {
+            off_t off = (off_t)((i % blocks) * len);
+            ssize_t n = wr ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+            if (n != (ssize_t)len)
+                return fail(wr ? "pwrite" : "pread", n < 0 ? errno : EIO);
+        }
+        double dt = now_s() - t0;
+        rate[wr] = dt > 0 ? (double)count / dt : 0;
+    }
+    printf("write_ops_per_s=%.0f read_ops_per_s=%.0f\n", rate[1], rate[0]);
+    close(fd);
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "info") == 0)
         return info(argv[2]);
+    if (argc == 5 && strcmp(argv[1], "bench") == 0)
+        return bench(argv[2], argv[3], argv[4]);
     int wr = argc == 6 && strcmp(argv[1], "write") == 0;
     if (!wr && !(argc == 5 && strcmp(argv[1], "read") == 0)) {
-        fputs("usage: lunio write PATH OFFSET LENGTH TEXT | read PATH OFFSET LENGTH | info PATH\n", stderr);
+        fputs("usage: lunio write PATH OFFSET LENGTH TEXT | read PATH OFFSET LENGTH | info PATH | bench PATH LENGTH COUNT\n",
+              stderr);
         return 2;
     }
     unsigned long long off, len;
