@@ -68,7 +68,7 @@
 
 #define LUN_INO 2
 #define LUN_NAME "lun"
-#define MAX_THREADS 8
+#define MAX_THREADS 64 /* also the most I/Os that can hang before stat waits too */
 #define CTL_LINE 128
 #define CTL_TIMEOUT_S 5
 #define ATTR_TIMEOUT 3600.0
