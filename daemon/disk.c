@@ -1,6 +1,6 @@
 /* `vigil disk init|dump|list`: the heartbeat disk's blocks, written and read
- * with storage/libhbdisk.a.  vigild does not heartbeat on the disk yet (issue
- * [disk]); these commands prepare and inspect it.
+ * with storage/libhbdisk.a.  These commands prepare and inspect it; vigild's
+ * heartbeat on it is hb.c.
  *
  * The blocks are authenticated with a key every member can derive and no
  * one else can: SHA-256 of a label and corosync's authkey (which only pool
