@@ -812,10 +812,12 @@ void hb_status_line(FILE *f, bool json)
     if (json) {
         fprintf(f, "{\"device\":");
         json_fputs(f, h->path);
+        int lo = have_last ? last.lease_owner : HA_NO_HOST;
         fprintf(f, ",\"state\":\"%s\",\"mode\":\"%s\",\"sector_size\":%u,\"incarnation\":%" PRIu64
-                   ",\"lease_owner\":%d,\"multipath\":\"%s\",\"watchdog\":\"%s\",\"error\":",
+                   ",\"lease_owner\":%s%s%s,\"multipath\":\"%s\",\"watchdog\":\"%s\",\"error\":",
                 fresh ? "ok" : "failing", D.db.set.heartbeat_disk ? "heartbeat" : "probe", h->ss, h->incarnation,
-                have_last ? last.lease_owner : -1, mp, watchdog_state());
+                lo >= 0 && lo < D.db.nhosts ? "\"" : "", lo >= 0 && lo < D.db.nhosts ? D.db.host[lo].name : "null",
+                lo >= 0 && lo < D.db.nhosts ? "\"" : "", mp, watchdog_state());
         json_fputs(f, fresh ? "" : h->last_err);
         fprintf(f, "}");
     } else
