@@ -180,7 +180,7 @@ static void set_incarnation(struct hb *h, uint64_t on_disk)
 
 static int io_read(struct hb *h, uint64_t block)
 {
-    h->reads++;
+    __atomic_fetch_add(&h->reads, 1, __ATOMIC_RELAXED); /* counters: read by hb_list under the lock */
     return hbdisk_io_read(h->d, block, h->buf, h->io_ms);
 }
 
@@ -370,7 +370,7 @@ static void do_mpath(struct hb *h, struct tick *t)
 
 static int do_write(struct hb *h, uint64_t block, const char *what, char *err, size_t errlen)
 {
-    h->writes++;
+    __atomic_fetch_add(&h->writes, 1, __ATOMIC_RELAXED);
     int rc = hbdisk_io_write(h->d, block, h->buf, h->io_ms);
     if (rc < 0)
         snprintf(err, errlen, "writing %s: %s", what, strerror(-rc));
@@ -852,7 +852,8 @@ void hb_list(FILE *f, bool json)
                    ",\"ticks\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"multipath\":\"%s\","
                    "\"multipath_detail\":",
                 fresh ? "ok" : "failing", D.db.set.heartbeat_disk ? "heartbeat" : "probe", h->ss, n, h->incarnation,
-                h->ticks, h->reads, h->writes, mpath_verdict_str(h->mpath));
+                h->ticks, __atomic_load_n(&h->reads, __ATOMIC_RELAXED), __atomic_load_n(&h->writes, __ATOMIC_RELAXED),
+                mpath_verdict_str(h->mpath));
         json_fputs(f, h->mpath_desc);
         fprintf(f, ",\"watchdog\":\"%s\",\"error\":", watchdog_state());
         json_fputs(f, fresh ? "" : h->last_err);
