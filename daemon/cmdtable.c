@@ -29,7 +29,7 @@ const struct vigil_cmd vigil_cmds[] = {
     {C_DISK_INIT, "disk init", "DEV --hosts N [--sector-size 512|4096] [--force]",
      "write an empty heartbeat disk for this pool on DEV (refuses other data without --force)", NULL, false},
     {C_DISK_DUMP, "disk dump", "DEV [--sector-size 512|4096] [--json]", "decode every block of the heartbeat disk", NULL, true},
-    {C_DISK_LIST, "disk list", "[--json]", "list heartbeat disks", "[disk]", true},
+    {C_DISK_LIST, "disk list", "[--json]", "this host's heartbeat disk: slots fresh or stale, the lease, multipath, the watchdog", NULL, true},
     {C_VM_IMPORT, "vm import", "VM", "store a libvirt domain's XML in the pool", "[libvirt]", false},
     {C_VM_LIST, "vm list", "[--json]", "list VMs", "[libvirt]", true},
     {C_VM_SHOW, "vm show", "VM [--json]", "show one VM", "[libvirt]", true},

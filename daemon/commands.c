@@ -56,19 +56,39 @@ static void outf(struct out *o, const char *fmt, ...)
     }
 }
 
-static void out_json_str(struct out *o, const char *s)
+/* text written to a FILE (hb.c's listings, JSON strings) appended to o */
+static void out_file(struct out *o, void (*fn)(FILE *, const void *, bool), const void *arg, bool flag)
 {
-    outf(o, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            outf(o, "\\%c", ch);
-        else if (ch < 0x20)
-            outf(o, "\\u%04x", ch);
-        else
-            outf(o, "%c", ch);
-    }
-    outf(o, "\"");
+    char *t = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&t, &n);
+    if (!f)
+        return;
+    fn(f, arg, flag);
+    fclose(f);
+    if (t)
+        outf(o, "%s", t);
+    free(t);
+}
+
+static void put_json_str(FILE *f, const void *s, bool unused)
+{
+    (void)unused;
+    json_fputs(f, s);
+}
+
+static void out_json_str(struct out *o, const char *s) { out_file(o, put_json_str, s, false); }
+
+static void put_disk_line(FILE *f, const void *unused, bool json)
+{
+    (void)unused;
+    hb_status_line(f, json);
+}
+
+static void put_disk_list(FILE *f, const void *unused, bool json)
+{
+    (void)unused;
+    hb_list(f, json);
 }
 
 static void finish_out(struct request *rq, int code, struct out *o)
@@ -130,7 +150,14 @@ static void status(struct out *o, bool json)
                 "\"heartbeat_disk\":\"%s\"}\n",
              pool_is_master() ? "true" : "false", D.core ? sides[ha_core_side(D.core)] : "undecided",
              D.synced ? "true" : "false", D.db.version, D.db.master_epoch, D.in_pool ? pool_digest() : 0,
-             D.in_pool && !D.db.set.heartbeat_disk ? "none (corosync-only pool)" : "none");
+             !D.in_pool ? "none" : D.db.set.heartbeat_disk ? "yes" : "none (corosync-only pool)");
+        /* this host's disk, as one object (replacing the closing brace) */
+        if (o->n >= 2 && o->p[o->n - 2] == '}') {
+            o->n -= 2;
+            outf(o, ",\"disk\":");
+            out_file(o, put_disk_line, NULL, true);
+            outf(o, "}\n");
+        }
         return;
     }
     outf(o, "host:             %s (%s", D.cfg.name, D.cfg.address[0] ? D.cfg.address : "no address configured");
@@ -154,8 +181,10 @@ static void status(struct out *o, bool json)
     outf(o, "partition side:   %s\n", D.core ? sides[ha_core_side(D.core)] : "undecided");
     outf(o, "database:         version %" PRIu64 ", epoch %" PRIu64 ", digest %016" PRIx64 ", %s\n", D.db.version,
          D.db.master_epoch, pool_digest(), D.synced ? "in sync with the members in view" : "not synchronised yet");
-    outf(o, "heartbeat disk:   %s\n", D.db.set.heartbeat_disk ? "configured in the database, not implemented yet"
-                                                             : "none: the pool runs on corosync quorum (docs/pool.md)");
+    outf(o, "heartbeat disk:   %s\nthis host's disk: ", D.db.set.heartbeat_disk ? "yes: the pool runs with its heartbeat disk"
+                                                             : "no: the pool runs on corosync quorum (docs/pool.md)");
+    out_file(o, put_disk_line, NULL, false);
+    outf(o, "\n");
 }
 
 static void pool_show(struct out *o, bool json)
@@ -699,11 +728,16 @@ static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, 
         if (argc != nw + 2)
             return request_finish(rq, 2, "usage: vigil pool set SETTING VALUE (see vigil pool show)\n");
         const char *k = argv[nw], *v = argv[nw + 1];
-        if (!strcmp(k, "heartbeat_disk"))
-            return request_finish(rq, 1, "heartbeat_disk is set by 'vigil disk init' (issue [disk]), not by hand\n");
         struct ha_settings s = D.db.set;
         if (ha_settings_set(&s, k, v, err, sizeof err) < 0)
             return request_finish(rq, 2, "%s\n", err);
+        if (!strcmp(k, "heartbeat_disk") && s.heartbeat_disk == D.db.set.heartbeat_disk)
+            return request_finish(rq, 1, "heartbeat_disk is %s already: nothing changed\n",
+                                  s.heartbeat_disk ? "yes" : "no");
+        /* disk mode only when every member heartbeats on the disk with the
+         * pool key already (docs/heartbeat-disk.md "Switching a pool") */
+        if (!strcmp(k, "heartbeat_disk") && s.heartbeat_disk && hb_ready_check(err, sizeof err) < 0)
+            return request_finish(rq, 1, "the pool stays on corosync quorum: %s\n", err);
         if (s.token_timeout < CCONF_TOKEN_MIN_MS || s.token_timeout > CCONF_TOKEN_MAX_MS)
             return request_finish(rq, 2, "token_timeout: corosync takes %d ms to %d ms\n", CCONF_TOKEN_MIN_MS,
                                   CCONF_TOKEN_MAX_MS);
@@ -914,6 +948,12 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
                  pool_view() & HA_BIT(h) ? "yes" : "no", D.db.master == h ? "master" : "member",
                  x->maintenance ? "on" : "off", x->mem_mb, x->cpus);
         }
+        break;
+    }
+    case C_DISK_LIST: {
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil disk list [--json]\n");
+        out_file(&o, put_disk_list, NULL, json);
         break;
     }
     case C_DISK_INIT:

@@ -24,7 +24,7 @@
 #define TTL_MIN MINUTE
 #define TTL_MAX (30 * DAY)
 
-enum kind { K_NAME, K_ADDRESS, K_PATH, K_COMMAND, K_PORT, K_TTL, K_LOG_LEVEL, K_BOOL, K_GROUP };
+enum kind { K_NAME, K_ADDRESS, K_PATH, K_COMMAND, K_PORT, K_TTL, K_LOG_LEVEL, K_BOOL, K_GROUP, K_SECTOR, K_SECONDS };
 
 struct key {
     const char *name;
@@ -49,7 +49,10 @@ static const struct key keys[] = {
     KEY(log_level, K_LOG_LEVEL),
     KEY(syslog, K_BOOL),
     KEY(heartbeat_disk, K_PATH),
-    KEY(allow_reboot, K_BOOL),
+    KEY(heartbeat_disk_sector_size, K_SECTOR),
+    KEY(self_fence_reboot, K_BOOL),
+    KEY(watchdog_device, K_PATH),
+    KEY(watchdog_timeout, K_SECONDS),
     KEY(ipc_group, K_GROUP),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -82,6 +85,8 @@ void vigil_config_default(struct vigil_config *c)
     c->join_port = 7405;
     c->join_token_ttl = HOUR;
     c->log_level = LOG_INFO;
+    c->heartbeat_disk_sector_size = 512;
+    c->watchdog_timeout = 10;
     snprintf(c->ipc_group, sizeof c->ipc_group, "vigil");
     c->from_defaults = true;
 }
@@ -212,6 +217,18 @@ static int set_value(const struct ctx *x, const struct key *k, const char *v, st
     }
     case K_TTL:
         return parse_ttl(x, v, FIELD(c, k, ha_ms));
+    case K_SECTOR:
+        if (strcmp(v, "512") && strcmp(v, "4096"))
+            return fail(x, "%s: '%.80s' is not 512 or 4096", k->name, v);
+        *FIELD(c, k, int) = atoi(v);
+        return 0;
+    case K_SECONDS: {
+        ha_ms ms;
+        if (ha_parse_duration(v, &ms) < 0 || ms % SECOND || ms < SECOND || ms > HOUR)
+            return fail(x, "%s: '%.80s' is not a whole number of seconds in 1s..1h (e.g. 10 or 10s)", k->name, v);
+        *FIELD(c, k, int) = (int)(ms / SECOND);
+        return 0;
+    }
     case K_LOG_LEVEL:
         for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
             if (!strcasecmp(v, levels[i].name)) {
@@ -584,7 +601,11 @@ int vigil_config_dump(const struct vigil_config *c, char *buf, size_t len)
         const char *v = num;
         switch (k->kind) {
         case K_PORT:
+        case K_SECTOR:
             snprintf(num, sizeof num, "%d", *CFIELD(c, k, int));
+            break;
+        case K_SECONDS:
+            snprintf(num, sizeof num, "%ds", *CFIELD(c, k, int));
             break;
         case K_TTL:
             format_ttl(*CFIELD(c, k, ha_ms), num, sizeof num);
@@ -625,6 +646,8 @@ bool vigil_config_equal(const struct vigil_config *a, const struct vigil_config 
         switch (k->kind) {
         case K_PORT:
         case K_LOG_LEVEL:
+        case K_SECTOR:
+        case K_SECONDS:
             if (*CFIELD(a, k, int) != *CFIELD(b, k, int))
                 return false;
             break;

@@ -19,7 +19,7 @@
 #define VIGIL_CONFIG_LINE_MAX 4096  /* bytes per line, without the line ending */
 #define VIGIL_CONFIG_VALUE_MAX 1024 /* a value is at most 1023 bytes (plus NUL) */
 #define VIGIL_CONFIG_FILE_MAX (1 << 20)
-/* vigil_config_dump() never needs more: 13 keys, each value at most 1023
+/* vigil_config_dump() never needs more: 17 keys, each value at most 1023
  * bytes, at worst doubled by escaping. */
 #define VIGIL_CONFIG_DUMP_MAX 32768
 
@@ -38,7 +38,10 @@ struct vigil_config {
     int log_level;                                 /* a syslog priority: LOG_ERR..LOG_DEBUG */
     bool syslog;
     char heartbeat_disk[VIGIL_CONFIG_VALUE_MAX];   /* the LUN device; "" = none */
-    bool allow_reboot;                             /* self-fencing may reboot(2) the machine */
+    int heartbeat_disk_sector_size;                /* 512 or 4096: a regular file's (a device has its own) */
+    bool self_fence_reboot;                        /* self-fencing may reboot(2) in the initial PID namespace */
+    char watchdog_device[VIGIL_CONFIG_VALUE_MAX];  /* "" = no watchdog */
+    int watchdog_timeout;                          /* seconds, 1..3600 */
     char ipc_group[33];                            /* group allowed on the CLI socket besides root */
     bool from_defaults;                            /* no file was read: everything is a default */
 };

@@ -1,6 +1,6 @@
 /* `vigil disk init|dump|list`: the heartbeat disk's blocks, written and read
- * with storage/libhbdisk.a.  vigild does not heartbeat on the disk yet (issue
- * [disk]); these commands prepare and inspect it.
+ * with storage/libhbdisk.a.  These commands prepare and inspect it; vigild's
+ * heartbeat on it is hb.c.
  *
  * The blocks are authenticated with a key every member can derive and no
  * one else can: SHA-256 of a label and corosync's authkey (which only pool
@@ -24,7 +24,7 @@
 
 #define IO_MS 5000
 
-static int pool_key(struct hbdisk_pool *p, char *err, size_t errlen)
+int disk_pool_key(struct hbdisk_pool *p, char *err, size_t errlen)
 {
     int fd = open(D.cfg.corosync_authkey, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -103,7 +103,7 @@ void disk_command(struct request *rq, int id_init, int argc, char **argv, bool j
         return request_finish(rq, 1, "--hosts %ld is fewer than the %d hosts of pool %s\n", hosts,
                               ha_popcount(ha_db_joined(&D.db)), D.db.pool_name);
     struct hbdisk_pool p = {0};
-    if (pool_key(&p, err, sizeof err) < 0)
+    if (disk_pool_key(&p, err, sizeof err) < 0)
         return request_finish(rq, 1, "%s\n", err);
     unsigned ss = 0;
     struct hbdisk *d = hbdisk_open(dev, sector == 4096 ? HBDISK_OPEN_FILE_4K : 0, &ss, err, sizeof err);
@@ -177,8 +177,8 @@ void disk_command(struct request *rq, int id_init, int argc, char **argv, bool j
         }
         audit(LOG_NOTICE, "operator", "vigil disk init", "heartbeat disk %s initialised for pool %s: %ld slots, %u-byte "
               "sectors", dev, D.db.pool_name, hosts, ss);
-        request_finish(rq, 0, "%s: heartbeat disk of pool %s, %ld slots, %u-byte sectors (vigild does not heartbeat "
-                              "on it yet: issue [disk])\n", dev, D.db.pool_name, hosts, ss);
+        request_finish(rq, 0, "%s: heartbeat disk of pool %s, %ld slots, %u-byte sectors (name it as heartbeat_disk in "
+                              "every member's vigil.conf, then: vigil pool set heartbeat_disk yes)\n", dev, D.db.pool_name, hosts, ss);
         goto close;
     }
     /* dump */

@@ -57,6 +57,17 @@ int pool_master(char *why, size_t len)
         return HA_NO_HOST;
     }
     int m = D.db.master;
+    if (D.db.set.heartbeat_disk) {
+        /* disk mode: the master is the holder of the lease on the disk */
+        m = hb_lease_owner();
+        if (m == HA_NO_HOST) {
+            snprintf(why, len, hb_running() ? "no host holds the master lease on the heartbeat disk (a master takes "
+                                              "it within seconds)"
+                                            : "the pool runs with a heartbeat disk and this host has none (vigil.conf "
+                                              "heartbeat_disk)");
+            return HA_NO_HOST;
+        }
+    }
     if (m == HA_NO_HOST) {
         snprintf(why, len, "the pool has no master right now (a successor takes over within seconds)");
         return HA_NO_HOST;
@@ -204,11 +215,11 @@ static void run_actions(void)
             }
             break;
         case HA_ACT_DISK_WRITE:
-            break; /* no heartbeat disk yet ([disk]) */
-        case HA_ACT_SELF_FENCE:
-            audit(LOG_CRIT, "vigild", a->why,
-                  "self-fence requested: refusing to reboot (the self-fence path arrives with issue [disk])");
+        case HA_ACT_POISON:
+            hb_write(a); /* the disk thread writes it at once */
             break;
+        case HA_ACT_SELF_FENCE:
+            hb_self_fence(a->why); /* the slot write above first; never returns */
         default:
             qb_log(LOG_WARNING, "action %d (%s) not implemented yet", a->type, a->what);
             break;
@@ -246,6 +257,35 @@ void pool_core_command(struct request *rq, const struct ha_cmd *cmd)
     struct request *r = request_find(id);
     if (r && !r->answered_core)
         request_finish(r, 1, "the decision core gave no answer (a bug: please report it)\n");
+}
+
+void pool_disk_event(const struct ha_event *ev) { step(ev); }
+
+/* The core is built for one mode (with or without a heartbeat disk): the
+ * master's role, the lease and the verdicts rest on it.  When the pool
+ * switches, this host starts a fresh core in the new mode, as after a
+ * restart of vigild. */
+static bool core_disk_mode;
+
+static void check_mode(void)
+{
+    if (!D.core || core_disk_mode == D.db.set.heartbeat_disk)
+        return;
+    struct ha_core *c = ha_core_new(&D.db, D.self);
+    if (!c) {
+        qb_log(LOG_CRIT, "out of memory: cannot restart the decision core in the pool's new mode");
+        return;
+    }
+    ha_core_free(D.core);
+    D.core = c;
+    core_disk_mode = D.db.set.heartbeat_disk;
+    qb_loop_timer_del(D.loop, D.core_timer);
+    audit(LOG_NOTICE, "vigild", core_disk_mode ? "pool setting heartbeat_disk = yes" : "pool setting heartbeat_disk = no",
+          core_disk_mode ? "the pool now runs with its heartbeat disk: decision core restarted in disk mode"
+                         : "the pool now runs on corosync quorum alone: decision core restarted in corosync-only mode");
+    if (core_disk_mode && !hb_running())
+        audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
+              "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
 }
 
 void pool_fence_done(int host, bool ok, const char *why)
@@ -288,6 +328,12 @@ static void step_db(void *data)
     D.step_db_pending = false;
     if (!D.core)
         return;
+    hb_db_changed();
+    if (core_disk_mode != D.db.set.heartbeat_disk) {
+        check_mode();
+        core_membership();
+        return;
+    }
     struct ha_event ev = {.type = HA_EV_DB};
     step(&ev);
 }
@@ -416,6 +462,8 @@ static void ops_synced(void *ctx)
     char err[512];
     if (corosync_conf_refresh(true, err, sizeof err) < 0)
         audit(LOG_ERR, "vigild", err, "cannot rewrite %s", D.cfg.corosync_conf);
+    hb_db_changed();
+    check_mode();
     struct ha_event ev = {.type = HA_EV_DB};
     step(&ev);
     core_membership();
@@ -976,6 +1024,7 @@ static int pool_enter(char *err, size_t errlen)
             audit(LOG_NOTICE, "vigild", "this host is in a pool and corosync was not running", "started corosync (%s)", D.cfg.corosync_start);
     }
     D.core = ha_core_new(&D.db, D.self);
+    core_disk_mode = D.db.set.heartbeat_disk;
     D.rep = replica_new(&D.db, D.nodeid, &rops);
     if (!D.core || !D.rep) {
         snprintf(err, errlen, "out of memory");
@@ -989,6 +1038,13 @@ static int pool_enter(char *err, size_t errlen)
     snprintf(group, sizeof group, "vigil-%.36s", D.db.pool_uuid);
     D.mem = membership_start(D.loop, group, &mops);
     js_start();
+    char e3[512];
+    if (hb_start(e3, sizeof e3) < 0)
+        audit(LOG_ERR, "vigild", e3, "the heartbeat disk %s cannot be used", D.cfg.heartbeat_disk);
+    else if (D.db.set.heartbeat_disk && !hb_running())
+        audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
+              "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
+    watchdog_start();
     core_membership();
     qb_log(LOG_NOTICE, "member of pool %s as %s (node %u); database version %" PRIu64 ", epoch %" PRIu64,
            D.db.pool_name, D.cfg.name, D.nodeid, D.db.version, D.db.master_epoch);
@@ -997,6 +1053,8 @@ static int pool_enter(char *err, size_t errlen)
 
 static void pool_exit(void)
 {
+    watchdog_stop(true);
+    hb_stop();
     js_stop();
     membership_stop(D.mem);
     D.mem = NULL;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <qb/qbipcs.h>
@@ -94,6 +95,7 @@ extern struct daemon D;
 
 /* vigild.c */
 uint64_t now_ms(void);
+void json_fputs(FILE *f, const char *s); /* s as a JSON string */
 int64_t wall_ms(void);
 /* an event in the audit log and in the daemon's log */
 void audit(int level, const char *actor, const char *why, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -134,9 +136,40 @@ int fencer_fence(int host, char *why, size_t whylen);
 /* status of every device of host, as the answer to rq */
 void fencer_test(struct request *rq, int host);
 void pool_fence_done(int host, bool ok, const char *why);
+/* pool.c: a heartbeat tick for the core (disk mode) */
+void pool_disk_event(const struct ha_event *ev);
 
 /* disk.c: vigil disk init (id_init) and dump, on this host */
 void disk_command(struct request *rq, int id_init, int argc, char **argv, bool json);
+struct hbdisk_pool;
+/* the heartbeat disk's HMAC key (from corosync's authkey) and the pool's
+ * UUID; 0 or -errno with the reason */
+int disk_pool_key(struct hbdisk_pool *p, char *err, size_t errlen);
+
+/* hb.c: the heartbeat disk driver (a thread; the loop gets its ticks) */
+int hb_start(char *err, size_t errlen); /* in a pool, when vigil.conf names a LUN */
+void hb_stop(void);
+void hb_db_changed(void);               /* hosts, node ids or timings may have changed */
+bool hb_running(void);
+void hb_write(const struct ha_action *a); /* HA_ACT_DISK_WRITE or HA_ACT_POISON */
+/* waits until the writes handed over are done: 0, -ETIMEDOUT or -EIO */
+int hb_flush(unsigned timeout_ms, char *err, size_t errlen);
+unsigned hb_io_ms(void);
+int hb_lease_owner(void);               /* as last read, HA_NO_HOST if none or not fresh */
+bool hb_fresh(void);                    /* the last tick worked, within disk_timeout */
+/* may the pool switch to disk mode: this host reads the disk and every
+ * member's slot is fresh there; 0, or -errno with the reason */
+int hb_ready_check(char *why, size_t len);
+void hb_status_line(FILE *f, bool json);         /* the disk line of vigil status */
+void hb_list(FILE *f, bool json);       /* vigil disk list */
+void hb_test_stall(bool stall);
+void hb_self_fence(const char *why) __attribute__((noreturn));
+
+/* watchdog.c: the hardware watchdog, fed while this host may run */
+void watchdog_start(void);
+void watchdog_stop(bool clean);         /* clean: magic close (disarm) */
+bool watchdog_armed(void);
+const char *watchdog_state(void);
 
 /* commands.c */
 /* Runs one command line from the CLI (local) or forwarded from a member. */

@@ -119,7 +119,7 @@ bool hbdisk_slot_newer(const struct hbdisk_slot *a, const struct hbdisk_slot *b)
 
 struct hbdisk;
 
-/* Opens path O_RDWR|O_DIRECT|O_SYNC and starts its I/O thread.  The sector
+/* Opens path O_RDWR|O_DIRECT|O_DSYNC and starts its I/O thread.  The sector
  * size is BLKSSZGET's for a block device (512 or 4096, else refused), or
  * chosen by flags for a regular file.  NULL with err on failure. */
 struct hbdisk *hbdisk_open(const char *path, unsigned flags, unsigned *sector_size, char *err, size_t errlen);

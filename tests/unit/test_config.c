@@ -47,7 +47,10 @@ START_TEST(defaults)
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
     ck_assert(!cfg.syslog);
     ck_assert_str_eq(cfg.heartbeat_disk, "");
-    ck_assert(!cfg.allow_reboot);
+    ck_assert_int_eq(cfg.heartbeat_disk_sector_size, 512);
+    ck_assert(!cfg.self_fence_reboot);
+    ck_assert_str_eq(cfg.watchdog_device, "");
+    ck_assert_int_eq(cfg.watchdog_timeout, 10);
     ck_assert_str_eq(cfg.ipc_group, "vigil");
     ck_assert(cfg.from_defaults);
 
@@ -79,7 +82,10 @@ static const char full[] = "# Every key, with quoting, comments and odd spacing.
                            "log_level = debug\n"
                            "syslog = on\n"
                            "heartbeat_disk = /dev/mapper/vigil-hb\n"
-                           "allow_reboot = true\n"
+                           "heartbeat_disk_sector_size = 4096\n"
+                           "self_fence_reboot = true\n"
+                           "watchdog_device = /dev/watchdog\n"
+                           "watchdog_timeout = 2m\n"
                            "ipc_group = vigil-admins\n";
 
 START_TEST(full_file)
@@ -101,7 +107,10 @@ START_TEST(full_file)
     ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
     ck_assert(cfg.syslog);
     ck_assert_str_eq(cfg.heartbeat_disk, "/dev/mapper/vigil-hb");
-    ck_assert(cfg.allow_reboot);
+    ck_assert_int_eq(cfg.heartbeat_disk_sector_size, 4096);
+    ck_assert(cfg.self_fence_reboot);
+    ck_assert_str_eq(cfg.watchdog_device, "/dev/watchdog");
+    ck_assert_int_eq(cfg.watchdog_timeout, 120);
     ck_assert_str_eq(cfg.ipc_group, "vigil-admins");
     ck_assert(!cfg.from_defaults);
 }
@@ -153,7 +162,12 @@ static const struct {
     {"log_level = verbose\n",
      "vigil.conf:1: log_level: 'verbose' is not one of error, warning, notice, info, debug"},
     {"syslog = maybe\n", "vigil.conf:1: syslog: 'maybe' is not yes or no (or true/false, on/off, 1/0)"},
-    {"allow_reboot = 2\n", "vigil.conf:1: allow_reboot: '2' is not yes or no (or true/false, on/off, 1/0)"},
+    {"heartbeat_disk_sector_size = 1024\n", "vigil.conf:1: heartbeat_disk_sector_size: '1024' is not 512 or 4096"},
+    {"watchdog_timeout = 1500ms\n",
+     "vigil.conf:1: watchdog_timeout: '1500ms' is not a whole number of seconds in 1s..1h (e.g. 10 or 10s)"},
+    {"watchdog_timeout = 2h\n", "vigil.conf:1: watchdog_timeout: '2h' is not a whole number of seconds in 1s..1h (e.g. 10 or 10s)"},
+    {"watchdog_device = watchdog\n", "vigil.conf:1: watchdog_device: 'watchdog' is not an absolute path"},
+    {"self_fence_reboot = 2\n", "vigil.conf:1: self_fence_reboot: '2' is not yes or no (or true/false, on/off, 1/0)"},
     {"ipc_group = -wheel\n",
      "vigil.conf:1: ipc_group: '-wheel' is not a group name (1..32 of A-Z a-z 0-9 . _ -, not starting with -)"},
     {"ipc_group = abcdefghijklmnopqrstuvwxyz0123456\n",
@@ -331,10 +345,10 @@ START_TEST(values)
                  {"off", false}, {"1", true},  {"0", false},    {"YES", true},   {"Off", false}};
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
         char text[64];
-        snprintf(text, sizeof text, "syslog = %s\nallow_reboot = %s\n", bools[i].word, bools[i].word);
+        snprintf(text, sizeof text, "syslog = %s\nself_fence_reboot = %s\n", bools[i].word, bools[i].word);
         fill_sentinel();
         ck_assert_int_eq(parse(text, err, sizeof err), 0);
-        ck_assert(cfg.syslog == bools[i].value && cfg.allow_reboot == bools[i].value);
+        ck_assert(cfg.syslog == bools[i].value && cfg.self_fence_reboot == bools[i].value);
     }
     static const struct {
         const char *word;
@@ -425,7 +439,10 @@ START_TEST(dump_round_trip)
                            "log_level = info\n"
                            "syslog = no\n"
                            "# heartbeat_disk is not set\n"
-                           "allow_reboot = no\n"
+                           "heartbeat_disk_sector_size = 512\n"
+                           "self_fence_reboot = no\n"
+                           "# watchdog_device is not set\n"
+                           "watchdog_timeout = 10s\n"
                            "ipc_group = vigil\n");
 
     const char *ttls[] = {"61s", "90m", "36h", "168h", "8d", "30d", "60001ms"};
