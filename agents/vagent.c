@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,12 @@ static void global_init(void)
         return;
     }
     virSetErrorFunc(NULL, quiet);
+    /* libvirt's RPC writes to a socket whose libvirtd may just have died:
+     * without this, that kills the whole process (vigild ignores SIGPIPE
+     * anyway; a process that handles it itself keeps its handler) */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     if (pthread_create(&t, NULL, event_loop, NULL) != 0) {
         global_rc = -EAGAIN;
         return;
@@ -236,6 +243,15 @@ static int spawn(void *(*fn)(void *), void *arg)
 }
 
 /* ------------------------------------------------------------------ the agent */
+
+/* a connection and the callbacks registered on it (each holding a
+ * reference on the agent) */
+struct lconn {
+    virConnectPtr c;
+    int cb_id;    /* lifecycle events: released by libvirt through agent_unref */
+    bool closecb; /* close callback: released by teardown (libvirt 9's local
+                   * drivers accept one and never call, nor free, it) */
+};
 
 struct job {
     struct job *next;
@@ -267,9 +283,9 @@ struct vagent {
     struct job *jobs; /* submit order; queued and running */
     int njobs;
 
-    virConnectPtr conn;    /* NULL while disconnected */
-    virConnectPtr to_close; /* a lost connection the next link thread tears down */
-    int cb_id;             /* lifecycle callback on conn */
+    virConnectPtr conn;    /* NULL while disconnected; workers take references */
+    struct lconn cur;      /* conn and what is registered on it */
+    struct lconn to_close; /* a lost connection the next link thread tears down */
     bool link_busy, lost, overdue;
     int reported;          /* last VAGENT_CONN: -1 none yet, 0 down, 1 up */
     uint64_t link_started, next_attempt;
@@ -443,21 +459,24 @@ static void on_close(virConnectPtr c, int reason, void *opaque)
 
 /* ------------------------------------------------------------------ the link thread */
 
-static void teardown(virConnectPtr c, int cb_id)
+static void teardown(struct vagent *a, struct lconn *l)
 {
-    if (!c)
+    if (!l->c)
         return;
-    if (cb_id >= 0)
-        virConnectDomainEventDeregisterAny(c, cb_id);
-    virConnectUnregisterCloseCallback(c, on_close);
-    virConnectClose(c);
+    if (l->cb_id >= 0)
+        virConnectDomainEventDeregisterAny(l->c, l->cb_id);
+    if (l->closecb) {
+        virConnectUnregisterCloseCallback(l->c, on_close);
+        agent_unref(a); /* after unregistering, the callback runs no more */
+    }
+    virConnectClose(l->c);
     virResetLastError();
+    *l = (struct lconn){.cb_id = -1};
 }
 
 struct link {
     struct vagent *a;
-    virConnectPtr old;
-    int old_cb;
+    struct lconn old;
 };
 
 static void *link_run(void *arg)
@@ -465,11 +484,12 @@ static void *link_run(void *arg)
     struct link *l = arg;
     struct vagent *a = l->a;
     char why[VAGENT_WHY_MAX] = "";
-    int rc = 0, cb = -1;
+    int rc = 0;
 
-    teardown(l->old, l->old_cb);
+    teardown(a, &l->old);
     free(l);
     virConnectPtr c = virConnectOpen(a->uri);
+    struct lconn nc = {.c = c, .cb_id = -1};
     if (!c) {
         rc = lv_fail(why, sizeof why, a->uri);
         if (rc == -EIO || rc == -ECONNRESET)
@@ -478,17 +498,18 @@ static void *link_run(void *arg)
         if (virConnectSetKeepAlive(c, a->o.keepalive_interval_s, a->o.keepalive_count) < 0)
             virResetLastError(); /* drivers in this process (test://) need none */
         agent_ref(a);
-        if (virConnectRegisterCloseCallback(c, on_close, a, agent_unref) < 0) {
+        nc.closecb = virConnectRegisterCloseCallback(c, on_close, a, NULL) == 0;
+        if (!nc.closecb) {
             virResetLastError();
             agent_unref(a);
         }
         agent_ref(a);
-        cb = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                              VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a, agent_unref);
-        if (cb < 0) {
+        nc.cb_id = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), a, agent_unref);
+        if (nc.cb_id < 0) {
             agent_unref(a);
             rc = lv_fail(why, sizeof why, "lifecycle events");
-            teardown(c, -1);
+            teardown(a, &nc);
             c = NULL;
         }
     }
@@ -497,11 +518,11 @@ static void *link_run(void *arg)
     a->link_busy = false;
     if (a->closing) {
         pthread_mutex_unlock(&a->mu);
-        teardown(c, cb);
+        teardown(a, &nc);
         pthread_mutex_lock(&a->mu);
     } else if (c) {
         a->conn = c;
-        a->cb_id = cb;
+        a->cur = nc;
         a->lost = false;
         a->backoff = BACKOFF_MIN_MS;
         a->last_rc = 0;
@@ -556,7 +577,8 @@ static void *supervise(void *arg)
         uint64_t now = now_ms(), wake = now + 60000;
 
         if (a->lost && a->conn) {
-            a->to_close = a->conn;
+            a->to_close = a->cur;
+            a->cur = (struct lconn){.cb_id = -1};
             a->conn = NULL;
             a->lost = false;
             a->next_attempt = now;
@@ -565,15 +587,14 @@ static void *supervise(void *arg)
         if (!a->conn && !a->link_busy && now >= a->next_attempt) {
             struct link *l = malloc(sizeof *l);
             if (l) {
-                *l = (struct link){.a = a, .old = a->to_close, .old_cb = a->cb_id};
+                *l = (struct link){.a = a, .old = a->to_close};
                 a->refs++;
                 a->threads++;
                 a->link_busy = true;
                 a->overdue = false;
                 a->link_started = now;
                 if (spawn(link_run, l) == 0) {
-                    a->to_close = NULL;
-                    a->cb_id = -1;
+                    a->to_close = (struct lconn){.cb_id = -1};
                 } else {
                     free(l);
                     a->refs--;
@@ -1316,7 +1337,7 @@ struct vagent *vagent_new(const struct vagent_opts *o, char *err, size_t errlen)
     snprintf(a->uri, sizeof a->uri, "%s", uri);
     a->o.uri = a->uri;
     a->refs = 1;
-    a->cb_id = -1;
+    a->cur.cb_id = a->to_close.cb_id = -1;
     a->reported = -1;
     a->backoff = BACKOFF_MIN_MS;
     a->next_attempt = now_ms();
@@ -1347,7 +1368,7 @@ static void *close_run(void *arg)
 {
     struct link *l = arg;
     struct vagent *a = l->a;
-    teardown(l->old, l->old_cb);
+    teardown(a, &l->old);
     free(l);
     pthread_mutex_lock(&a->mu);
     a->threads--;
@@ -1368,20 +1389,16 @@ void vagent_free(struct vagent *a)
     pthread_cond_broadcast(&a->cv);
     /* the connection(s) are closed by a thread of their own: closing one
      * means a call to libvirtd, which may not answer */
+    a->conn = NULL;
     for (int k = 0; k < 2; k++) {
-        virConnectPtr c = k == 0 ? a->conn : a->to_close;
-        if (!c)
+        struct lconn *lc = k == 0 ? &a->cur : &a->to_close;
+        if (!lc->c)
             continue;
         struct link *l = malloc(sizeof *l);
         if (!l)
             continue; /* leaves the connection open: the process is short of memory anyway */
-        *l = (struct link){.a = a, .old = c, .old_cb = k == 0 ? a->cb_id : -1};
-        if (k == 0) {
-            a->conn = NULL;
-            a->cb_id = -1;
-        } else {
-            a->to_close = NULL;
-        }
+        *l = (struct link){.a = a, .old = *lc};
+        *lc = (struct lconn){.cb_id = -1};
         a->refs++;
         a->threads++;
         if (spawn(close_run, l) != 0) {

@@ -11,8 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,7 +254,12 @@ static void setup(void)
     memset(&seen, 0, sizeof seen);
 }
 
-static void teardown(void) { scratch_remove(); }
+static void daemon_stop(void);
+static void teardown(void)
+{
+    daemon_stop();
+    scratch_remove();
+}
 
 /* ------------------------------------------------------------------ the lifecycle */
 
@@ -608,6 +617,149 @@ START_TEST(refused_libvirtd)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ a real libvirtd */
+
+/* A private libvirtd serving its test driver on a unix socket of the
+ * scratch directory: its own network and mount namespaces, tmpfs over /run
+ * and libvirt's state directories, no driver modules (LIBVIRT_DRIVER_DIR
+ * points at an empty directory), killed with the test process.  NULL (and
+ * the reason printed) where that cannot run. */
+static pid_t daemon_pid;
+
+static const char *daemon_start(void)
+{
+    static char uri[VAGENT_URI_MAX];
+    if (geteuid() != 0 || system("command -v libvirtd >/dev/null && command -v unshare >/dev/null") != 0) {
+        printf("test_vagent: SKIP the libvirtd tests: they need root, libvirtd and unshare\n");
+        return NULL;
+    }
+    mkdir(scratch_path("run"), 0700);
+    mkdir(scratch_path("nodrv"), 0700);
+    FILE *f = fopen(scratch_path("libvirtd.conf"), "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "unix_sock_dir = \"%s\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n", scratch_path("run"));
+    fprintf(f, "log_outputs = \"3:file:%s\"\n", scratch_path("libvirtd.log"));
+    fclose(f);
+    char conf[192], drv[192], sock[192];
+    snprintf(conf, sizeof conf, "%s", scratch_path("libvirtd.conf"));
+    snprintf(drv, sizeof drv, "%s", scratch_path("nodrv"));
+    snprintf(sock, sizeof sock, "%s", scratch_path("run/libvirt-sock"));
+    unlink(sock);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char cmd[512];
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setenv("LIBVIRT_DRIVER_DIR", drv, 1);
+        snprintf(cmd, sizeof cmd,
+                 "mount -t tmpfs tmpfs /run && for d in /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do "
+                 "[ ! -d $d ] || mount -t tmpfs tmpfs $d || exit 1; done && exec libvirtd --config %s",
+                 conf);
+        execlp("unshare", "unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    daemon_pid = pid;
+    struct stat st;
+    for (int i = 0; i < 200 && stat(sock, &st) != 0; i++)
+        usleep(50000);
+    ck_assert_msg(stat(sock, &st) == 0, "libvirtd made no socket (see %s)", scratch_path("libvirtd.log"));
+    snprintf(uri, sizeof uri, "test+unix:///default?socket=%s", sock);
+    return uri;
+}
+
+static void daemon_stop(void)
+{
+    if (daemon_pid <= 0)
+        return;
+    kill(daemon_pid, SIGCONT);
+    kill(daemon_pid, SIGTERM);
+    waitpid(daemon_pid, NULL, 0);
+    daemon_pid = 0;
+}
+
+/* waits up to ms for a VAGENT_CONN result saying `up` (and, if given, `why` in its reason) */
+static bool saw_conn(struct vagent *a, bool up, const char *why, int ms)
+{
+    uint64_t until = mono_ms() + (uint64_t)ms;
+    for (int from = 0;;) {
+        for (; from < seen.n; from++)
+            if (seen.ev[from].kind == VAGENT_CONN && seen.ev[from].connected == up &&
+                (!why || strstr(seen.ev[from].why, why)))
+                return true;
+        if (mono_ms() >= until)
+            return false;
+        struct vagent_result none;
+        drain(a, 0, 100, &none);
+    }
+}
+
+START_TEST(daemon_hangs_and_comes_back)
+{
+    const char *uri = daemon_start();
+    if (!uri)
+        return;
+    char err[VAGENT_WHY_MAX];
+    struct vagent_opts o = {.uri = uri, .keepalive_interval_s = 1, .keepalive_count = 2, .connect_timeout_ms = 2000};
+    struct vagent *a = vagent_new(&o, err, sizeof err);
+    ck_assert_msg(a, "%s", err);
+    ck_assert_msg(saw_conn(a, true, NULL, 10000), "connected to %s", uri);
+
+    /* a job and its event, through libvirtd */
+    struct vagent_job j = job(VAGENT_OP_DESTROY, "test");
+    struct vagent_result r = run(a, &j);
+    ck_assert_msg(r.rc == 0, "destroy: %s", r.why);
+    ck_assert(saw(a, "test", VAGENT_EV_STOPPED));
+    j = job(VAGENT_OP_START, "test");
+    ck_assert_int_eq(run(a, &j).rc, 0);
+
+    /* libvirtd hangs: a job stuck inside libvirt ends at its deadline;
+     * keepalive notices and says so; back again, the agent reconnects */
+    seen.n = 0;
+    ck_assert_int_eq(kill(daemon_pid, SIGSTOP), 0);
+    j = job(VAGENT_OP_QUERY, "test");
+    j.timeout_ms = 1500;
+    uint64_t t0 = mono_ms();
+    r = run(a, &j);
+    ck_assert_msg(r.rc == -ETIMEDOUT, "query on a hung libvirtd: %d %s", r.rc, r.why);
+    ck_assert_msg(mono_ms() - t0 >= 1400, "not before its deadline");
+    ck_assert_msg(saw_conn(a, false, "keepalive", 15000), "keepalive reported the hung libvirtd");
+    ck_assert(!vagent_connected(a));
+    ck_assert_int_eq(kill(daemon_pid, SIGCONT), 0);
+    ck_assert_msg(saw_conn(a, true, NULL, 20000), "reconnected once libvirtd answers again");
+    j = job(VAGENT_OP_QUERY, "test");
+    r = run(a, &j);
+    ck_assert_msg(r.rc == 0 && r.vm.state == VAGENT_RUNNING, "query after reconnect: %d %s", r.rc, r.why);
+
+    /* libvirtd stops and starts again: end of file, refused attempts, reconnected */
+    seen.n = 0;
+    daemon_stop();
+    ck_assert_msg(saw_conn(a, false, NULL, 10000), "the loss reported");
+    j = job(VAGENT_OP_QUERY, "test");
+    r = run(a, &j);
+    ck_assert_msg(r.rc < 0 && r.rc != -ETIMEDOUT, "no libvirtd: failed at once, not at the deadline: %d %s", r.rc,
+                  r.why);
+    ck_assert(daemon_start());
+    ck_assert_msg(saw_conn(a, true, NULL, 40000), "reconnected to the new libvirtd");
+    j = job(VAGENT_OP_LIST, "");
+    r = run(a, &j);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_ptr_nonnull(find_vm(&r, "test"));
+    vagent_result_free(&r);
+
+    /* hung again with a job inside libvirt: vagent_free does not wait for it */
+    ck_assert_int_eq(kill(daemon_pid, SIGSTOP), 0);
+    j = job(VAGENT_OP_LIST, "");
+    j.timeout_ms = 30000;
+    ck_assert_int_eq(vagent_submit(a, &j, err, sizeof err), 0);
+    usleep(300000);
+    t0 = mono_ms();
+    vagent_free(a);
+    uint64_t took = mono_ms() - t0;
+    ck_assert_msg(took < 5000, "vagent_free returned after %llu ms", (unsigned long long)took);
+    daemon_stop();
+}
+END_TEST
+
 START_TEST(bad_options)
 {
     char err[VAGENT_WHY_MAX] = "";
@@ -640,6 +792,7 @@ int main(void)
     tcase_add_test(lv, hung_libvirtd);
     tcase_add_test(lv, refused_libvirtd);
     tcase_add_test(lv, bad_options);
+    tcase_add_test(lv, daemon_hangs_and_comes_back);
     suite_add_tcase(s, lv);
     return vigil_run_suite(s);
 }
