@@ -104,7 +104,8 @@ static void print(const struct vagent_result *r, bool json)
         return;
     }
     if (r->kind == VAGENT_CONN) {
-        fprintf(stderr, "vigil-vagent: %s: %s\n", r->connected ? "connected" : "disconnected", r->why);
+        if (!r->connected)
+            fprintf(stderr, "vigil-vagent: disconnected: %s\n", r->why);
         return;
     }
     if (r->kind == VAGENT_EVENT) {
