@@ -427,12 +427,16 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, 
     memcpy(r.vm.name, r.name, sizeof r.name);
     if (virDomainGetUUIDString(d, r.vm.uuid) < 0)
         r.vm.uuid[0] = 0;
-    switch (r.ev) {
-    case VAGENT_EV_STARTED:
-    case VAGENT_EV_MIGRATED_IN: r.vm.state = VAGENT_RUNNING; break;
-    case VAGENT_EV_CRASHED: r.vm.state = event == VIR_DOMAIN_EVENT_CRASHED ? VAGENT_RUNNING : VAGENT_CRASHED; break;
-    case VAGENT_EV_STOPPED: r.vm.state = VAGENT_SHUTOFF; break;
-    default: r.vm.state = VAGENT_ABSENT; break; /* unknown from the event alone: query */
+    /* the state the event implies; absent where it implies none (QUERY tells) */
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+    case VIR_DOMAIN_EVENT_RESUMED:
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+    case VIR_DOMAIN_EVENT_PMSUSPENDED: r.vm.state = VAGENT_RUNNING; break;
+    case VIR_DOMAIN_EVENT_STOPPED: r.vm.state = r.ev == VAGENT_EV_CRASHED ? VAGENT_CRASHED : VAGENT_SHUTOFF; break;
+    case VIR_DOMAIN_EVENT_CRASHED: r.vm.state = VAGENT_CRASHED; break;
+    default: r.vm.state = VAGENT_ABSENT; break;
     }
     snprintf(r.why, sizeof r.why, "libvirt event %d detail %d", event, detail);
     pthread_mutex_lock(&a->mu);

@@ -115,7 +115,8 @@ struct vagent_result {
     struct vagent_vm *vms;       /* LIST: nvms entries, freed by vagent_result_free */
     int nvms;
     struct vagent_migstats mig;  /* MIGRATE */
-    /* VAGENT_EVENT */
+    /* VAGENT_EVENT: name, vm.name, vm.uuid, and vm.state as the event implies
+     * it (running, shutoff, crashed; absent where it implies none) */
     enum vagent_ev ev;
     int detail;                  /* libvirt's event detail, for logs */
     /* VAGENT_CONN: connected went up (true) or down (false); why says why */

@@ -193,18 +193,18 @@ static struct vagent_job job(enum vagent_op op, const char *name)
     return j;
 }
 
-/* whether the event was seen (waiting up to 10 s for it) */
-static bool saw(struct vagent *a, const char *name, enum vagent_ev ev)
+/* the event, once seen (waiting up to 10 s for it), or NULL */
+static const struct vagent_result *saw(struct vagent *a, const char *name, enum vagent_ev ev)
 {
     uint64_t until = mono_ms() + 10000;
     do {
         for (int i = 0; i < seen.n; i++)
             if (seen.ev[i].kind == VAGENT_EVENT && seen.ev[i].ev == ev && !strcmp(seen.ev[i].name, name))
-                return true;
+                return &seen.ev[i];
         struct vagent_result none;
         drain(a, 0, 100, &none);
     } while (mono_ms() < until);
-    return false;
+    return NULL;
 }
 
 static const struct vagent_vm *find_vm(const struct vagent_result *r, const char *name)
@@ -275,7 +275,10 @@ START_TEST(lifecycle)
     ck_assert(r.vm.persistent);
     ck_assert(vagent_connected(a));
     ck_assert_msg(seen.n > 0 && seen.ev[0].kind == VAGENT_CONN && seen.ev[0].connected, "first a connection report");
-    ck_assert(saw(a, "vm1", VAGENT_EV_STARTED));
+    const struct vagent_result *e = saw(a, "vm1", VAGENT_EV_STARTED);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->vm.state, VAGENT_RUNNING);
+    ck_assert_str_eq(e->vm.uuid, r.vm.uuid);
 
     j = job(VAGENT_OP_QUERY, "vm1");
     r = run(a, &j);
@@ -299,7 +302,10 @@ START_TEST(lifecycle)
     r = run(a, &j);
     ck_assert_msg(r.rc == 0, "stop: %s", r.why);
     ck_assert_int_eq(r.vm.state, VAGENT_SHUTOFF);
-    ck_assert(saw(a, "vm1", VAGENT_EV_STOPPED));
+    e = saw(a, "vm1", VAGENT_EV_STOPPED);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->vm.state, VAGENT_SHUTOFF);
+    ck_assert_int_eq(e->detail, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN);
     r = run(a, &j);
     ck_assert_int_eq(r.rc, 0);
     ck_assert_ptr_nonnull(strstr(r.why, "already stopped"));
