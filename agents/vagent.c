@@ -1053,6 +1053,8 @@ static void *migwatch_run(void *arg)
     while (!w->done) {
         struct timespec ts;
         uint64_t now = now_ms(), at = now + MIG_POLL_MS;
+        if (!w->aborted && w->abort_at < at)
+            at = w->abort_at > now ? w->abort_at : now; /* on time, not a poll later */
         abs_time(&ts, at);
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         if (w->done)
@@ -1144,7 +1146,10 @@ static int do_migrate(struct vagent *a, virConnectPtr c, struct job *jb, struct 
     }
     struct migwatch *w = calloc(1, sizeof *w);
     if (w) {
-        uint64_t t = (uint64_t)j->timeout_ms, grace = t / 10 < 2000 ? t / 10 : 2000;
+        /* abort early enough for the job to say so itself, with its progress
+         * (a fifth of the time, from 1 to 5 s; the deadline still holds) */
+        uint64_t t = (uint64_t)j->timeout_ms, grace = t / 5 < 1000 ? 1000 : t / 5 > 5000 ? 5000 : t / 5;
+        grace = grace < t ? grace : t / 2;
         pthread_mutex_init(&w->mu, NULL);
         cond_init_mono(&w->cv);
         w->refs = 2;

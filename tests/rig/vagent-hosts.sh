@@ -18,7 +18,8 @@
 #   vh_libvirtd_start I  (again, after vh_libvirtd_stop I)
 #   vh_libvirtd_stop I   libvirtd only: the host and its guests keep running
 #   vh_guest_pid NAME    the PID of guest NAME's QEMU
-#   vh_guest_xml NAME    a 64 MiB BIOS-only guest without disk
+#   vh_guest_xml NAME [BLOB]  a 64 MiB BIOS-only guest without disk (128 MiB
+#                        with BLOB's bytes in its RAM)
 #   vh_down              everything made, removed (also after a failure)
 VH_NET=10.77.0
 
@@ -134,11 +135,20 @@ vh_up() {
 
 vh_guest_pid() { pgrep -f "qemu-system-x86_64 -name guest=$1," | head -1; }
 
-vh_guest_xml() {
+vh_guest_xml() { # NAME [BLOB]: BLOB (a file of up to 64 MiB) is loaded into
+    # the guest's RAM at 32 MiB, so that a migration has that much to copy
+    local mem=64 extra="" ns=""
+    if [ -n "${2:-}" ]; then
+        mem=128 ns=" xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+        extra="  <qemu:commandline>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='loader,file=$2,addr=0x2000000,force-raw=on'/>
+  </qemu:commandline>"
+    fi
     cat <<EOF
-<domain type='qemu'>
+<domain type='qemu'$ns>
   <name>$1</name>
-  <memory unit='MiB'>64</memory>
+  <memory unit='MiB'>$mem</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <features><acpi/></features>
@@ -148,6 +158,7 @@ vh_guest_xml() {
     <video><model type='none'/></video>
     <memballoon model='none'/>
   </devices>
+$extra
 </domain>
 EOF
 }
