@@ -31,7 +31,8 @@ static void usage(FILE *f)
             "  events [--for S]                     print lifecycle events for S seconds (default 10)\n"
             "  check-xml FILE                       check a domain XML as vigil would store it (no connection)\n"
             "  --uri: the hypervisor (default qemu:///system); --timeout: the job's deadline (default: the\n"
-            "  operation's own); --json: one JSON object per result or event\n"
+            "  operation's own); --json: one JSON object per result or event (events and connection\n"
+            "  changes with at_ms, when they were taken from the queue: ms since the epoch)\n"
             "exit: 0 done, 1 failed (the reason is printed), 2 bad arguments or input, 3 timed out\n");
 }
 
@@ -67,13 +68,21 @@ static void text_vm(const struct vagent_vm *v)
            v->vcpus, (unsigned long long)v->cpu_time_ns, v->persistent ? "persistent" : "transient");
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void print(const struct vagent_result *r, bool json)
 {
     if (json) {
         if (r->kind == VAGENT_CONN) {
-            printf("{\"kind\":\"conn\",\"connected\":%s,\"why\":", r->connected ? "true" : "false");
+            printf("{\"kind\":\"conn\",\"at_ms\":%llu,\"connected\":%s,\"why\":", (unsigned long long)wall_ms(),
+                   r->connected ? "true" : "false");
         } else if (r->kind == VAGENT_EVENT) {
-            printf("{\"kind\":\"event\",\"name\":");
+            printf("{\"kind\":\"event\",\"at_ms\":%llu,\"name\":", (unsigned long long)wall_ms());
             json_str(r->name);
             printf(",\"event\":\"%s\",\"detail\":%d,\"why\":", vagent_ev_name(r->ev), r->detail);
         } else {
