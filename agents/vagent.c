@@ -286,6 +286,7 @@ struct vagent {
     virConnectPtr conn;    /* NULL while disconnected; workers take references */
     struct lconn cur;      /* conn and what is registered on it */
     struct lconn to_close; /* a lost connection the next link thread tears down */
+    virConnectPtr closed_early; /* closed before it was published (on_close) */
     bool link_busy, lost, overdue;
     int reported;          /* last VAGENT_CONN: -1 none yet, 0 down, 1 up */
     uint64_t link_started, next_attempt;
@@ -457,6 +458,8 @@ static void on_close(virConnectPtr c, int reason, void *opaque)
                  reason >= 0 && reason < 4 ? reasons[reason] : "unknown reason");
         a->last_rc = -ECONNRESET;
         pthread_cond_broadcast(&a->cv);
+    } else if (c != a->conn) {
+        a->closed_early = c; /* lost before the link thread published it */
     }
     pthread_mutex_unlock(&a->mu);
 }
@@ -527,11 +530,14 @@ static void *link_run(void *arg)
     } else if (c) {
         a->conn = c;
         a->cur = nc;
-        a->lost = false;
+        a->lost = a->closed_early == c;
+        a->closed_early = NULL;
         a->backoff = BACKOFF_MIN_MS;
         a->last_rc = 0;
         snprintf(a->last_why, sizeof a->last_why, "connected to %s", a->uri);
         conn_report_locked(a, true, a->last_why);
+        if (a->lost)
+            snprintf(a->last_why, sizeof a->last_why, "connection to %s lost at once", a->uri);
     } else {
         a->last_rc = rc;
         snprintf(a->last_why, sizeof a->last_why, "%s", why);
@@ -615,8 +621,7 @@ static void *supervise(void *arg)
                 a->last_rc = -ETIMEDOUT;
                 snprintf(a->last_why, sizeof a->last_why, "%s: no answer within %d ms", a->uri,
                          a->o.connect_timeout_ms);
-                conn_report_locked(a, false, a->last_why);
-                pthread_cond_broadcast(&a->cv); /* jobs waiting for the connection stop waiting */
+                conn_report_locked(a, false, a->last_why); /* jobs waiting for it wait on to their deadline */
             } else if (due < wake)
                 wake = due;
         }
