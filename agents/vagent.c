@@ -439,7 +439,19 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, 
     case VIR_DOMAIN_EVENT_CRASHED: r.vm.state = VAGENT_CRASHED; break;
     default: r.vm.state = VAGENT_ABSENT; break;
     }
-    snprintf(r.why, sizeof r.why, "libvirt event %d detail %d", event, detail);
+    static const char *const events[] = {"defined", "undefined", "started", "suspended", "resumed",
+                                         "stopped", "shutdown", "pmsuspended", "crashed"};
+    static const char *const started[] = {"booted", "migrated", "restored", "from snapshot", "woken up"};
+    static const char *const stopped[] = {"shut down", "destroyed", "crashed", "migrated",
+                                          "saved", "failed", "from snapshot"};
+    const char *en = event >= 0 && event < 9 ? events[event] : "unknown";
+    const char *dn = event == VIR_DOMAIN_EVENT_STARTED && detail >= 0 && detail < 5   ? started[detail]
+                     : event == VIR_DOMAIN_EVENT_STOPPED && detail >= 0 && detail < 7 ? stopped[detail]
+                                                                                       : NULL;
+    if (dn)
+        snprintf(r.why, sizeof r.why, "libvirt: %s (%s)", en, dn);
+    else
+        snprintf(r.why, sizeof r.why, "libvirt: %s (detail %d)", en, detail);
     pthread_mutex_lock(&a->mu);
     push_locked(a, &r);
     pthread_mutex_unlock(&a->mu);

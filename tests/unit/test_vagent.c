@@ -306,6 +306,7 @@ START_TEST(lifecycle)
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq(e->vm.state, VAGENT_SHUTOFF);
     ck_assert_int_eq(e->detail, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN);
+    ck_assert_str_eq(e->why, "libvirt: stopped (shut down)");
     r = run(a, &j);
     ck_assert_int_eq(r.rc, 0);
     ck_assert_ptr_nonnull(strstr(r.why, "already stopped"));
