@@ -1076,7 +1076,18 @@ static void *migwatch_run(void *arg)
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         if (w->done)
             break;
-        bool abort_now = !w->aborted && now_ms() >= w->abort_at;
+        if (!w->aborted && now_ms() >= w->abort_at) {
+            /* at once (the progress is the last poll's): cancelling takes
+             * QEMU and both libvirtds a moment, the deadline is near */
+            w->aborted = true;
+            pthread_mutex_unlock(&w->mu);
+            virDomainAbortJob(w->d);
+            virResetLastError();
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        if (w->aborted)
+            continue;
         pthread_mutex_unlock(&w->mu);
         virTypedParameterPtr p = NULL;
         int n = 0, type = 0;
@@ -1089,12 +1100,8 @@ static void *migwatch_run(void *arg)
             pthread_mutex_unlock(&w->mu);
         }
         virTypedParamsFree(p, n);
-        if (abort_now)
-            virDomainAbortJob(w->d);
         virResetLastError();
         pthread_mutex_lock(&w->mu);
-        if (abort_now)
-            w->aborted = true;
     }
     pthread_mutex_unlock(&w->mu);
     migwatch_unref(w);
