@@ -974,7 +974,12 @@ static int do_stop(struct vagent *a, virConnectPtr c, struct job *jb, struct vag
         return 0;
     }
     if (!hard) {
-        uint64_t give_up = now_ms() + (uint64_t)j->stop_timeout_ms;
+        /* the destroy must still fit in the job's time: the graceful wait
+         * ends a quarter of the time left (at most 2 s) before the deadline */
+        uint64_t now = now_ms(), left = jb->deadline > now ? jb->deadline - now : 0;
+        uint64_t margin = left / 4 < 2000 ? left / 4 : 2000;
+        uint64_t wait = (uint64_t)j->stop_timeout_ms < left - margin ? (uint64_t)j->stop_timeout_ms : left - margin;
+        uint64_t give_up = now + wait;
         if (virDomainShutdown(d) < 0) {
             /* no ACPI, no agent, or refused: go straight to destroy, say so */
             lv_fail(r->why, sizeof r->why, "graceful shutdown refused");
@@ -993,7 +998,7 @@ static int do_stop(struct vagent *a, virConnectPtr c, struct job *jb, struct vag
             }
         }
         if (give_up)
-            note(r->why, sizeof r->why, "no shutdown within %d ms: destroyed", j->stop_timeout_ms);
+            note(r->why, sizeof r->why, "no shutdown within %llu ms: destroyed", (unsigned long long)wait);
     }
     if (virDomainDestroy(d) < 0 && virDomainIsActive(d) != 0)
         rc = lv_fail(r->why, sizeof r->why, "destroy");

@@ -17,6 +17,18 @@ wait_tick() {
     done
     return 1
 }
+# wait_boot HOST N SECONDS: until HOST's log has N boot lines and tick 1 after the last
+wait_boot() {
+    local t=0 l
+    while [ $t -lt $(($3 * 5)) ]; do
+        l=$(timeout 10 "$rig" guest-log "$1" "$G" 2>/dev/null | tr -d '\r' |
+            awk -v g="$G" '$0 == "vigil-guest " g " boot" { b++; n = "" } $0 ~ "^vigil-guest " g " tick [0-9]+$" { n = $4 }
+                END { print b + 0, n }')
+        [ "${l% *}" = "$2" ] && [ -n "${l#* }" ] && [ "${l#* }" -ge 1 ] && return 0
+        sleep 0.2; t=$((t + 1))
+    done
+    return 1
+}
 # guest_pids: live (not zombie) processes anywhere on the machine running our guest
 guest_pids() {
     local p
