@@ -575,6 +575,8 @@ static void reap_locked(struct vagent *a, struct job *j)
              j->j.name, j->j.timeout_ms);
     if (!a->conn)
         note(r.why, sizeof r.why, "not connected: %s", a->last_why);
+    else if (j->j.op == VAGENT_OP_MIGRATE && j->running)
+        note(r.why, sizeof r.why, "libvirt may still finish or fail it: ask both hosts where %s runs", j->j.name);
     j->reaped = true;
     push_locked(a, &r);
 }
