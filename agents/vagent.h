@@ -115,7 +115,8 @@ struct vagent_result {
     struct vagent_vm *vms;       /* LIST: nvms entries, freed by vagent_result_free */
     int nvms;
     struct vagent_migstats mig;  /* MIGRATE */
-    /* VAGENT_EVENT */
+    /* VAGENT_EVENT: name, vm.name, vm.uuid, and vm.state as the event implies
+     * it (running, shutoff, crashed; absent where it implies none) */
     enum vagent_ev ev;
     int detail;                  /* libvirt's event detail, for logs */
     /* VAGENT_CONN: connected went up (true) or down (false); why says why */
@@ -124,13 +125,19 @@ struct vagent_result {
 
 /* Opens the agent and starts its threads; the first connection is attempted
  * at once, failures are retried in the background (a VAGENT_CONN result
- * reports every change).  NULL with err on a bad option or no memory. */
+ * reports every change).  NULL with err on a bad option or no memory.
+ * The first call sets up libvirt for the process: its default event loop in
+ * a thread of the library, its error printing off, and SIGPIPE ignored if
+ * it had the default action (a libvirtd dying under a write must not kill
+ * the caller). */
 struct vagent *vagent_new(const struct vagent_opts *o, char *err, size_t errlen);
 void vagent_free(struct vagent *a); /* never blocks on a hung libvirtd for long */
 
 /* readable when results are waiting */
 int vagent_fd(const struct vagent *a);
-/* Queues a job; 0, or -EINVAL (bad job: reason in err), -ENOMEM. */
+/* Queues a job; 0, or -EINVAL (bad job or bad START XML: reason in err),
+ * -EBUSY (1024 jobs already waiting or running), -ENOMEM.  Jobs on one
+ * domain run one at a time, in submit order. */
 int vagent_submit(struct vagent *a, const struct vagent_job *j, char *err, size_t errlen);
 /* Takes the next result; 1 = one taken, 0 = none waiting. */
 int vagent_next(struct vagent *a, struct vagent_result *r);
