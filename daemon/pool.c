@@ -338,6 +338,14 @@ static void describe_change(const struct ha_change *c, char *buf, size_t len)
     case HA_CHG_RULE_ADD: snprintf(buf, len, "rule %s added", c->rule.name); break;
     case HA_CHG_RULE_DEL: snprintf(buf, len, "rule deleted"); break;
     case HA_CHG_VM_PROTECT: snprintf(buf, len, "VM protection: %s", ha_protect_name(c->protect)); break;
+    case HA_CHG_VM_ADD:
+        snprintf(buf, len, "VM %s imported (%" PRIu64 " MiB, %d vCPU(s), %s)", c->name, c->mem_mb, c->cpus,
+                 c->xml ? "with its domain XML" : "no domain XML");
+        break;
+    case HA_CHG_VM_XML:
+        snprintf(buf, len, "VM %s: domain XML replaced (%" PRIu32 " bytes, %" PRIu64 " MiB, %d vCPU(s))",
+                 c->vm >= 0 && c->vm < D.db.nvms ? D.db.vm[c->vm].name : "?", c->xml_len, c->mem_mb, c->cpus);
+        break;
     case HA_CHG_FENCE_SET: {
         /* never the password */
         char what[160];
@@ -449,7 +457,16 @@ int pool_propose(const struct ha_change *c, struct request *rq)
         return rc;
     }
     if (rq) {
+        /* kept to propose again: with its own copy of a borrowed domain XML */
+        char *xml = NULL;
+        if (c->xml && c->xml_len && (xml = malloc(c->xml_len)))
+            memcpy(xml, c->xml, c->xml_len);
+        free(rq->last_xml);
+        rq->last_xml = xml;
         rq->last = *c;
+        rq->last.xml = xml;
+        if (c->xml_len && !xml)
+            rq->retries = 3; /* no copy to propose again */
         if (++rq->commits > rq->inflight_max)
             rq->inflight_max = rq->commits;
     }

@@ -40,7 +40,8 @@ struct request {
     int commits;                /* proposals not done yet */
     int inflight_max;           /* most proposals in flight at once */
     int retries;                /* proposals made again after a sync round dropped them */
-    struct ha_change last;      /* the latest proposal */
+    struct ha_change last;      /* the latest proposal (its domain XML is last_xml) */
+    char *last_xml;             /* owned copy of last.xml */
     int code;                   /* exit code so far: 0 ok, 1 refused */
     bool answered_core;         /* the core gave its CMD_DONE */
     enum { RQ_COMMIT, RQ_FORWARD, RQ_CREATE, RQ_JOIN, RQ_LEAVE, RQ_TOKEN, RQ_JOINSRV, RQ_PARKED } kind;
