@@ -833,6 +833,10 @@ void command_deliver(uint32_t nodeid, const void *msg, size_t len)
             request_finish_text(rq, rp.code, rp.text);
         return;
     }
+    if (type == WIRE_DORDER || type == WIRE_DREPORT || type == WIRE_DFAILED) {
+        vms_deliver(nodeid, msg, len, type);
+        return;
+    }
     if (type == WIRE_DREQ && dreq_decode(msg, len, &rq_in) == 0) {
         /* the master answers; so does the host the database names master
          * while it settles after a membership change (it parks the command) */
@@ -863,7 +867,8 @@ static bool needs_master(enum vigil_cmd_id id)
     switch (id) {
     case C_POOL_TOKEN: case C_POOL_LEAVE: case C_POOL_EJECT: case C_POOL_DESIGNATE: case C_POOL_SET:
     case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT: case C_FD_SET: case C_FD_CLEAR:
-    case C_HOST_FENCE: case C_VM_IMPORT:
+    case C_HOST_FENCE: case C_VM_IMPORT: case C_VM_START: case C_VM_STOP: case C_VM_MIGRATE: case C_HOST_MAINT:
+    case C_HOST_EVACUATE:
         return true;
     default:
         return false;

@@ -195,19 +195,27 @@ static void run_actions(void)
             break;
         }
         case HA_ACT_INVENTORY_QUERY:
-            /* without the VM agent ([libvirt]) the pool holds no VMs, so a
-             * host's list is complete only when there are none at all */
+            /* a pool without VMs: every host's list is complete, and empty */
             if (D.db.nvms == 0) {
                 struct ha_event ev = {.type = HA_EV_INVENTORY};
                 ev.u.report.host = a->host;
                 queue_event(&ev);
+                break;
             }
+            vms_action(a);
+            break;
+        case HA_ACT_VM_START:
+        case HA_ACT_VM_STOP:
+        case HA_ACT_VM_MIGRATE:
+            vms_action(a); /* to the host's agent, over CPG */
             break;
         case HA_ACT_DISK_WRITE:
             break; /* no heartbeat disk yet ([disk]) */
         case HA_ACT_SELF_FENCE:
+            vms_destroy_all(); /* the VMs first: this host lost the right to run them */
             audit(LOG_CRIT, "vigild", a->why,
-                  "self-fence requested: refusing to reboot (the self-fence path arrives with issue [disk])");
+                  "self-fence requested: every pool VM here is being destroyed; refusing to reboot (the self-fence "
+                  "path arrives with issue [disk])");
             break;
         default:
             qb_log(LOG_WARNING, "action %d (%s) not implemented yet", a->type, a->what);
@@ -233,6 +241,12 @@ static void step(const struct ha_event *ev0)
         D.cmd_request = 0;
     }
     pool_check_waiters(); /* e.g. a create waiting for this host to become master */
+}
+
+void pool_event(const struct ha_event *ev)
+{
+    if (D.core && D.synced)
+        step(ev);
 }
 
 void pool_core_command(struct request *rq, const struct ha_cmd *cmd)
@@ -269,10 +283,11 @@ static void core_membership(void)
     ev.u.membership.members = D.connected ? pool_view() : HA_BIT(D.self);
     ev.u.membership.quorate = D.connected && D.quorate;
     step(&ev);
-    /* Without the VM agent ([libvirt]) the pool holds no VMs, so every host
-     * in view has told all it runs: nothing.  (With VMs, each host's agent
-     * will send its list after every membership change.)  Without this, a
-     * host whose vigild restarted would stay "fencing" on the master. */
+    /* With VMs, each host's agent sends its list after every membership
+     * change (vms.c).  A pool without VMs needs no agent: every host in
+     * view has told all it runs, nothing.  Without this, a host whose
+     * vigild restarted would stay "fencing" on the master. */
+    vms_membership();
     if (D.db.nvms == 0)
         for (int h = 0; h < D.db.nhosts; h++)
             if (ev.u.membership.members & HA_BIT(h)) {
@@ -998,6 +1013,9 @@ static int pool_enter(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    char e3[256];
+    if (vms_start(e3, sizeof e3) < 0) /* its connection comes and goes on its own */
+        audit(LOG_ERR, "vigild", e3, "the VM agent did not start: this host runs no VM for the pool");
     D.in_pool = true;
     D.synced = D.connected = D.quorate = false;
     static const struct membership_ops mops = {
@@ -1014,6 +1032,7 @@ static int pool_enter(char *err, size_t errlen)
 
 static void pool_exit(void)
 {
+    vms_stop();
     js_stop();
     membership_stop(D.mem);
     D.mem = NULL;

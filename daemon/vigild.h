@@ -136,6 +136,18 @@ int fencer_fence(int host, char *why, size_t whylen);
 void fencer_test(struct request *rq, int host);
 void pool_fence_done(int host, bool ok, const char *why);
 
+/* vms.c: this host's VM agent, driven by the master's orders */
+int vms_start(char *err, size_t errlen); /* when this host is in a pool */
+void vms_stop(void);
+/* an order of the core for some host's agent (VM_START/STOP/MIGRATE, INVENTORY_QUERY) */
+void vms_action(const struct ha_action *a);
+/* DORDER, DREPORT, DFAILED from the pool's CPG group */
+void vms_deliver(uint32_t nodeid, const void *msg, size_t len, int type);
+void vms_membership(void);   /* the view changed: tell every core what runs here */
+void vms_destroy_all(void);  /* self-fence: every pool VM here stopped hard */
+/* pool.c: feeds an event to the core (and carries out its actions) */
+void pool_event(const struct ha_event *ev);
+
 /* disk.c: vigil disk init (id_init) and dump, on this host */
 void disk_command(struct request *rq, int id_init, int argc, char **argv, bool json);
 
