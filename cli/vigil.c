@@ -15,6 +15,7 @@
 
 #include <qb/qbipcc.h>
 
+#include "../agents/vagent.h"
 #include "../daemon/cmdtable.h"
 #include "../daemon/protocol.h"
 
@@ -142,6 +143,60 @@ static int read_password_file(const char *path, char *pw, size_t cap)
         return 1;
     }
     return 0;
+}
+
+/* vm import --xml FILE: the XML is read here, on the host the command is
+ * typed on, and checked (vagent_xml_check: it parses, and names the VM, its
+ * memory and vCPUs) before vigild sees it; the master checks it again.
+ * vigild gets it as `--xml-data XML`.  Returns the XML (malloc'ed, NUL-
+ * terminated), or NULL with the reason printed. */
+static char *read_xml_file(const char *path, const char *want_name)
+{
+    char why[512] = "";
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        snprintf(why, sizeof why, "cannot open %s: %s", path, strerror(errno));
+    else if (fstat(fd, &st) < 0)
+        snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "%s is not a regular file", path);
+    else if (st.st_size > VAGENT_XML_MAX)
+        snprintf(why, sizeof why, "%s holds %lld bytes: a domain XML vigil stores is at most %d bytes", path,
+                 (long long)st.st_size, VAGENT_XML_MAX);
+    else if (!(buf = malloc(VAGENT_XML_MAX + 2)))
+        snprintf(why, sizeof why, "out of memory");
+    size_t n = 0;
+    while (!why[0] && n <= VAGENT_XML_MAX) { /* the file may grow meanwhile: read one byte more than allowed */
+        ssize_t k = read(fd, buf + n, VAGENT_XML_MAX + 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    if (fd >= 0)
+        close(fd);
+    char name[VAGENT_NAME_MAX], err[256];
+    uint64_t mem_kib;
+    int vcpus;
+    if (!why[0] && n > VAGENT_XML_MAX)
+        snprintf(why, sizeof why, "%s is larger than %d bytes", path, VAGENT_XML_MAX);
+    else if (!why[0] && (!n || memchr(buf, 0, n)))
+        snprintf(why, sizeof why, "%s is %s", path, n ? "not text (it holds a NUL byte)" : "empty");
+    else if (!why[0] && (buf[n] = 0, vagent_xml_check(buf, n, name, &mem_kib, &vcpus, err, sizeof err) < 0))
+        snprintf(why, sizeof why, "%s is not a domain XML vigil can store: %s", path, err);
+    else if (!why[0] && want_name && strcmp(want_name, name))
+        snprintf(why, sizeof why, "%s defines the domain '%s', not '%s'", path, name, want_name);
+    if (why[0]) {
+        fprintf(stderr, "vigil vm import: refused: %s\n", why);
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
 
 static qb_ipcc_connection_t *connect_vigild(int *code)
@@ -286,15 +341,47 @@ int main(int argc, char **argv)
                 words[++i] = password;
             }
         }
+    char *xml = NULL;
+    if (c->id == C_VM_IMPORT) {
+        const char *file = NULL, *vm = NULL;
+        int at = -1;
+        for (int i = nw; i < n; i++) {
+            if (!strcmp(words[i], "--xml-data")) {
+                fprintf(stderr, "vigil vm import: give the XML in a file (--xml FILE)\n");
+                return 2;
+            }
+            if (!strcmp(words[i], "--xml")) {
+                if (i + 1 >= n || file) {
+                    fprintf(stderr, "vigil vm import: %s\n", file ? "--xml is given twice" : "--xml needs a file name");
+                    return 2;
+                }
+                file = words[++i];
+                at = i;
+            } else if (words[i][0] != '-' && !vm)
+                vm = words[i];
+        }
+        if (!file) {
+            fprintf(stderr, "vigil vm import: give the domain XML with --xml FILE (for a domain this host's libvirt "
+                            "knows: virsh dumpxml %s > FILE)\n", vm ? vm : "VM");
+            return 2;
+        }
+        if (!(xml = read_xml_file(file, vm)))
+            return 1;
+        words[at - 1] = "--xml-data";
+        words[at] = xml;
+    }
     int code = 3;
     qb_ipcc_connection_t *conn = connect_vigild(&code);
-    if (!conn)
+    if (!conn) {
+        free(xml);
         return code;
+    }
     /* pool join waits for TLS, corosync and the first sync; leave for the
      * master to take this host out */
     int timeout = c->id == C_POOL_JOIN || c->id == C_POOL_LEAVE || c->id == C_POOL_CREATE ? 120000 : 60000;
     code = do_follow ? follow(conn, n, words, flags) : call(conn, n, words, flags, timeout, NULL);
     explicit_bzero(password, sizeof password);
+    free(xml);
     qb_ipcc_disconnect(conn);
     return code;
 }

@@ -12,8 +12,10 @@
 
 #include <qb/qblog.h>
 
+#include "../agents/vagent.h"
 #include "../membership/cconf.h"
 #include "../membership/join.h"
+#include "../membership/pooldb.h"
 #include "../membership/replica.h"
 #include "cmdtable.h"
 #include "dwire.h"
@@ -581,6 +583,207 @@ static void fence_clear(struct request *rq, int argc, char **argv, int nw)
     pool_propose(&ch, rq);
 }
 
+/* ---------------------------------------------------------------- VMs */
+
+/* vm import, on the master.  The XML arrives as `--xml-data XML`: the vigil
+ * command read it from --xml FILE on the host it was typed on.  It is
+ * checked again here (the master decides): it must name a domain vigil can
+ * call by that name, with memory and vCPUs. */
+static void vm_import(struct request *rq, int argc, char **argv, int nw)
+{
+    const char *want = NULL, *xml = NULL;
+    bool replace = false;
+    for (int i = nw; i < argc; i++) {
+        if (!strcmp(argv[i], "--xml-data") && i + 1 < argc && !xml)
+            xml = argv[++i];
+        else if (!strcmp(argv[i], "--replace"))
+            replace = true;
+        else if (!strcmp(argv[i], "--xml"))
+            return request_finish(rq, 2, "vm import: --xml FILE is read by the vigil command; use it\n");
+        else if (argv[i][0] != '-' && !want)
+            want = argv[i];
+        else
+            return request_finish(rq, 2, "usage: vigil vm import [VM] --xml FILE [--replace] ('%s'?)\n", argv[i]);
+    }
+    if (!xml)
+        return request_finish(rq, 2, "usage: vigil vm import [VM] --xml FILE [--replace]\n");
+    char name[VAGENT_NAME_MAX], err[256];
+    uint64_t mem_kib;
+    int vcpus;
+    size_t len = strlen(xml);
+    if (vagent_xml_check(xml, len, name, &mem_kib, &vcpus, err, sizeof err) < 0)
+        return request_finish(rq, 1, "vm import: refused: not a domain XML vigil can store: %s\n", err);
+    if (want && strcmp(want, name))
+        return request_finish(rq, 1, "vm import: refused: the XML defines the domain '%s', not '%s'\n", name, want);
+    if (!ha_name_valid(name))
+        return request_finish(rq, 1, "vm import: refused: the domain is named '%s'; vigil names VMs with 1..%d of "
+                                     "[A-Za-z0-9._-] (rename the domain in its XML)\n", name, HA_NAME_MAX - 1);
+    if (!ha_vm_xml_ok(xml, len))
+        return request_finish(rq, 1, "vm import: refused: the XML is larger than %d bytes\n", HA_VM_XML_MAX);
+    uint64_t mem_mb = (mem_kib + 1023) / 1024;
+    struct ha_change ch = {.type = HA_CHG_VM_ADD, .host = HA_NO_HOST, .vm = -1, .mem_mb = mem_mb ? mem_mb : 1,
+                           .cpus = vcpus, .xml = xml, .xml_len = (uint32_t)len};
+    snprintf(ch.name, sizeof ch.name, "%s", name);
+    int v = ha_db_find_vm(&D.db, name);
+    if (v >= 0 && !replace)
+        return request_finish(rq, 1, "vm import: refused: pool %s already has a VM named '%s' (vm import --replace "
+                                     "stores a new XML for it)\n", D.db.pool_name, name);
+    if (v < 0 && replace)
+        return request_finish(rq, 1, "vm import --replace: no VM named '%s' in pool %s (import it without "
+                                     "--replace)\n", name, D.db.pool_name);
+    /* the whole database travels in one CPG message at state transfer */
+    uint8_t *snap;
+    size_t slen;
+    if (pooldb_encode_snapshot(D.db.master_epoch, &D.db, &snap, &slen) < 0)
+        return request_finish(rq, 1, "vm import: cannot measure the pool database\n");
+    free(snap);
+    uint32_t old = v >= 0 ? D.db.vm[v].xml_len : 0;
+    if (slen + len - old + 1024 > VIGIL_WIRE_MAX - 64)
+        return request_finish(rq, 1, "vm import: refused: the pool database would grow past %u MiB (it holds %zu "
+                                     "bytes)\n", VIGIL_WIRE_MAX >> 20, slen);
+    if (v >= 0) {
+        ch.type = HA_CHG_VM_XML;
+        ch.vm = v;
+        ch.name[0] = 0;
+        snprintf(rq->text, sizeof rq->text, "VM %s: domain XML replaced (%" PRIu64 " MiB, %d vCPU(s)); a running "
+                 "VM uses it from its next start\n", name, ch.mem_mb, vcpus);
+    } else
+        snprintf(rq->text, sizeof rq->text, "VM %s imported (%" PRIu64 " MiB, %d vCPU(s)); vigil protects it "
+                 "once you say so (vigil vm protect %s) and starts it with vigil vm start %s\n",
+                 name, ch.mem_mb, vcpus, name, name);
+    rq->answered_core = true;
+    pool_propose(&ch, rq); /* copies the XML it keeps */
+}
+
+/* explain: the core's sentence, or NULL (vm list leaves it out) */
+static void vm_json(struct out *o, int v, const char *explain)
+{
+    const struct ha_db_vm *x = &D.db.vm[v];
+    int h = HA_NO_HOST;
+    enum ha_vm_state st = D.core ? ha_core_vm_state(D.core, v, &h) : HA_VM_STOPPED;
+    if (h == HA_NO_HOST)
+        h = x->host;
+    outf(o, "{\"name\":");
+    out_json_str(o, x->name);
+    outf(o, ",\"state\":\"%s\",\"host\":", ha_vm_state_name(st));
+    if (h >= 0 && h < D.db.nhosts)
+        out_json_str(o, D.db.host[h].name);
+    else
+        outf(o, "null");
+    outf(o, ",\"placed\":");
+    if (x->host >= 0 && x->host < D.db.nhosts)
+        out_json_str(o, D.db.host[x->host].name);
+    else
+        outf(o, "null");
+    outf(o, ",\"migrating_to\":");
+    if (x->migrating_to >= 0 && x->migrating_to < D.db.nhosts)
+        out_json_str(o, D.db.host[x->migrating_to].name);
+    else
+        outf(o, "null");
+    outf(o, ",\"want_running\":%s,\"protect\":\"%s\",\"priority\":%d,\"order\":%d,\"after\":",
+         x->want_running ? "true" : "false", ha_protect_name(x->protect), x->priority, x->order);
+    if (x->after1 > 0 && x->after1 <= D.db.nvms)
+        out_json_str(o, D.db.vm[x->after1 - 1].name);
+    else
+        outf(o, "null");
+    outf(o, ",\"mem_mb\":%" PRIu64 ",\"cpus\":%d,\"xml_bytes\":%" PRIu32, x->mem_mb, x->cpus, x->xml_len);
+    if (explain) {
+        outf(o, ",\"explain\":");
+        out_json_str(o, explain);
+    }
+    outf(o, "}");
+}
+
+static void vm_list(struct out *o, bool json)
+{
+    if (json) {
+        outf(o, "[");
+        for (int v = 0; v < D.db.nvms; v++) {
+            outf(o, "%s", v ? "," : "");
+            vm_json(o, v, NULL);
+        }
+        outf(o, "]\n");
+        return;
+    }
+    if (!D.db.nvms) {
+        outf(o, "no VMs in pool %s (vigil vm import --xml FILE)\n", D.db.pool_name);
+        return;
+    }
+    outf(o, "%-20s %-11s %-16s %-11s %-4s %-5s %8s %4s\n", "VM", "STATE", "HOST", "PROTECT", "PRIO", "WANT", "MEM_MB",
+         "CPUS");
+    for (int v = 0; v < D.db.nvms; v++) {
+        const struct ha_db_vm *x = &D.db.vm[v];
+        int h = HA_NO_HOST;
+        enum ha_vm_state st = D.core ? ha_core_vm_state(D.core, v, &h) : HA_VM_STOPPED;
+        if (h == HA_NO_HOST)
+            h = x->host;
+        outf(o, "%-20s %-11s %-16s %-11s %-4d %-5s %8" PRIu64 " %4d\n", x->name, ha_vm_state_name(st),
+             h >= 0 && h < D.db.nhosts ? D.db.host[h].name : "-", ha_protect_name(x->protect), x->priority,
+             x->want_running ? "run" : "stop", x->mem_mb, x->cpus);
+    }
+}
+
+static int vm_show(struct out *o, int argc, char **argv, int nw, bool json, char *err, size_t errlen)
+{
+    const char *name = NULL;
+    bool xml = false;
+    for (int i = nw; i < argc; i++) {
+        if (!strcmp(argv[i], "--xml"))
+            xml = true;
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else {
+            snprintf(err, errlen, "usage: vigil vm show VM [--json|--xml] ('%s'?)", argv[i]);
+            return 2;
+        }
+    }
+    if (!name || (xml && json)) {
+        snprintf(err, errlen, "usage: vigil vm show VM [--json|--xml]");
+        return 2;
+    }
+    int v = ha_db_find_vm(&D.db, name);
+    if (v < 0) {
+        snprintf(err, errlen, "no VM named '%s' in pool %s (vigil vm list)", name, D.db.pool_name);
+        return 1;
+    }
+    const struct ha_db_vm *x = &D.db.vm[v];
+    if (xml) {
+        if (!x->xml) {
+            snprintf(err, errlen, "VM %s has no domain XML in the pool (vigil vm import --replace --xml FILE)", name);
+            return 1;
+        }
+        outf(o, "%s%s", x->xml, x->xml_len && x->xml[x->xml_len - 1] == '\n' ? "" : "\n");
+        return 0;
+    }
+    char why[1024];
+    if (D.core)
+        ha_core_explain(D.core, v, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "no decision core on this host");
+    if (json) {
+        vm_json(o, v, why);
+        outf(o, "\n");
+        return 0;
+    }
+    int h = HA_NO_HOST;
+    enum ha_vm_state st = D.core ? ha_core_vm_state(D.core, v, &h) : HA_VM_STOPPED;
+    if (h == HA_NO_HOST)
+        h = x->host;
+    outf(o, "VM %s\n  state        %s\n  host         %s\n  placed on    %s%s%s\n  wanted       %s\n"
+            "  protection   %s, priority %d, order %d%s%s\n  memory       %" PRIu64 " MiB\n  vcpus        %d\n"
+            "  domain XML   %s\n  why          %s\n",
+         x->name, ha_vm_state_name(st), h >= 0 && h < D.db.nhosts ? D.db.host[h].name : "none",
+         x->host >= 0 && x->host < D.db.nhosts ? D.db.host[x->host].name : "nowhere",
+         x->migrating_to >= 0 && x->migrating_to < D.db.nhosts ? ", migrating to " : "",
+         x->migrating_to >= 0 && x->migrating_to < D.db.nhosts ? D.db.host[x->migrating_to].name : "",
+         x->want_running ? "running" : "stopped", ha_protect_name(x->protect), x->priority, x->order,
+         x->after1 ? ", after " : "", x->after1 > 0 && x->after1 <= D.db.nvms ? D.db.vm[x->after1 - 1].name : "",
+         x->mem_mb, x->cpus, x->xml ? "stored" : "none (vigil vm import --replace --xml FILE)", why);
+    if (x->xml)
+        outf(o, "  xml bytes    %" PRIu32 " (vigil vm show %s --xml)\n", x->xml_len, x->name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- forwarding */
 
 static void forward(struct request *rq, int argc, char **argv, uint32_t flags)
@@ -659,6 +862,10 @@ void command_deliver(uint32_t nodeid, const void *msg, size_t len)
             request_finish_text(rq, rp.code, rp.text);
         return;
     }
+    if (type == WIRE_DORDER || type == WIRE_DREPORT || type == WIRE_DFAILED) {
+        vms_deliver(nodeid, msg, len, type);
+        return;
+    }
     if (type == WIRE_DREQ && dreq_decode(msg, len, &rq_in) == 0) {
         /* the master answers; so does the host the database names master
          * while it settles after a membership change (it parks the command) */
@@ -689,7 +896,8 @@ static bool needs_master(enum vigil_cmd_id id)
     switch (id) {
     case C_POOL_TOKEN: case C_POOL_LEAVE: case C_POOL_EJECT: case C_POOL_DESIGNATE: case C_POOL_SET:
     case C_RULE_ADD: case C_RULE_DEL: case C_VM_PROTECT: case C_VM_UNPROTECT: case C_FD_SET: case C_FD_CLEAR:
-    case C_HOST_FENCE:
+    case C_HOST_FENCE: case C_VM_IMPORT: case C_VM_START: case C_VM_STOP: case C_VM_MIGRATE: case C_HOST_MAINT:
+    case C_HOST_EVACUATE:
         return true;
     default:
         return false;
@@ -699,9 +907,14 @@ static bool needs_master(enum vigil_cmd_id id)
 static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, char **argv, int nw)
 {
     char actor[160], line[512] = "";
-    for (int i = 0; i < argc; i++) /* a password is never written anywhere */
+    for (int i = 0; i < argc; i++) { /* a password is never written anywhere, nor a whole XML */
+        char xml[48];
+        bool is_xml = i && !strcmp(argv[i - 1], "--xml-data");
+        if (is_xml)
+            snprintf(xml, sizeof xml, "(%zu bytes)", strlen(argv[i]));
         snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s", i ? " " : "",
-                 i && !strcmp(argv[i - 1], "--password") ? "***" : argv[i]);
+                 i && !strcmp(argv[i - 1], "--password") ? "***" : is_xml ? xml : argv[i]);
+    }
     snprintf(actor, sizeof actor, "operator (uid %u) on %s", (unsigned)rq->uid, rq->from);
     audit(LOG_NOTICE, actor, "an operator command, carried out by the master", "vigil %s", line);
     char err[256];
@@ -753,6 +966,8 @@ static void master_run(struct request *rq, const struct vigil_cmd *c, int argc, 
     }
     case C_FD_SET:
         return fence_set(rq, argc, argv, nw);
+    case C_VM_IMPORT:
+        return vm_import(rq, argc, argv, nw);
     case C_FD_CLEAR:
         return fence_clear(rq, argc, argv, nw);
     default:
@@ -989,13 +1204,26 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
             return request_finish(rq, 2, "usage: vigil ha plan [--json]\n");
         plan(&o, json);
         break;
+    case C_VM_LIST:
+        if (argc != nw)
+            return request_finish(rq, 2, "usage: vigil vm list [--json]\n");
+        vm_list(&o, json);
+        break;
+    case C_VM_SHOW: {
+        int rc = vm_show(&o, argc, argv, nw, json, err, sizeof err);
+        if (rc) {
+            free(o.p);
+            return request_finish(rq, rc, "%s\n", err);
+        }
+        break;
+    }
     case C_VM_EXPLAIN: {
         if (argc != nw + 1)
             return request_finish(rq, 2, "usage: vigil vm explain VM\n");
         int v = ha_db_find_vm(&D.db, argv[nw]);
         if (v < 0)
-            return request_finish(rq, 1, "no VM named '%s' in pool %s (VMs enter the pool with vm import, issue "
-                                         "[libvirt])\n", argv[nw], D.db.pool_name);
+            return request_finish(rq, 1, "no VM named '%s' in pool %s (VMs enter the pool with vigil vm import)\n",
+                                  argv[nw], D.db.pool_name);
         char buf[1024];
         ha_core_explain(D.core, v, buf, sizeof buf);
         outf(&o, "%s\n", buf);

@@ -24,7 +24,8 @@
 #define TTL_MIN MINUTE
 #define TTL_MAX (30 * DAY)
 
-enum kind { K_NAME, K_ADDRESS, K_PATH, K_COMMAND, K_PORT, K_TTL, K_LOG_LEVEL, K_BOOL, K_GROUP, K_SECTOR, K_SECONDS };
+enum kind { K_NAME, K_ADDRESS, K_PATH, K_COMMAND, K_PORT, K_TTL, K_LOG_LEVEL, K_BOOL, K_GROUP, K_SECTOR, K_SECONDS, K_URI,
+                K_PEER_URI };
 
 struct key {
     const char *name;
@@ -54,6 +55,8 @@ static const struct key keys[] = {
     KEY(watchdog_device, K_PATH),
     KEY(watchdog_timeout, K_SECONDS),
     KEY(ipc_group, K_GROUP),
+    KEY(libvirt_uri, K_URI),
+    KEY(libvirt_peer_uri, K_PEER_URI),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -88,6 +91,8 @@ void vigil_config_default(struct vigil_config *c)
     c->heartbeat_disk_sector_size = 512;
     c->watchdog_timeout = 10;
     snprintf(c->ipc_group, sizeof c->ipc_group, "vigil");
+    snprintf(c->libvirt_uri, sizeof c->libvirt_uri, "qemu:///system");
+    snprintf(c->libvirt_peer_uri, sizeof c->libvirt_peer_uri, "qemu+tcp://%%s/system");
     c->from_defaults = true;
 }
 
@@ -243,6 +248,23 @@ static int set_value(const struct ctx *x, const struct key *k, const char *v, st
                 return 0;
             }
         return fail(x, "%s: '%.80s' is not yes or no (or true/false, on/off, 1/0)", k->name, v);
+    case K_URI:
+    case K_PEER_URI: {
+        /* a libvirt URI (driver[+transport]://[host]/path...): one word;
+         * the peer template names a host's address with one %s */
+        const char *colon = strstr(v, "://"), *pct = strchr(v, '%');
+        bool word = true;
+        for (const char *p = v; *p; p++)
+            word &= (unsigned char)*p > 0x20 && *p != 0x7f && *p != '\'' && *p != '"';
+        if (!colon || colon == v || !word)
+            return fail(x, "%s: '%.80s' is not a libvirt URI (e.g. qemu:///system)", k->name, v);
+        if (k->kind == K_PEER_URI && (!pct || pct[1] != 's' || strchr(pct + 1, '%')))
+            return fail(x, "libvirt_peer_uri: '%.80s' must hold exactly one %%s, where a host's address goes (e.g. "
+                           "qemu+tcp://%%s/system)", v);
+        if (k->kind == K_URI && pct)
+            return fail(x, "libvirt_uri: '%.80s' holds a %%", v);
+        break;
+    }
     case K_GROUP:
         /* the length limit of shadow's groupadd; no leading '-', which
          * tools would read as an option */

@@ -19,9 +19,9 @@
 #define VIGIL_CONFIG_LINE_MAX 4096  /* bytes per line, without the line ending */
 #define VIGIL_CONFIG_VALUE_MAX 1024 /* a value is at most 1023 bytes (plus NUL) */
 #define VIGIL_CONFIG_FILE_MAX (1 << 20)
-/* vigil_config_dump() never needs more: 17 keys, each value at most 1023
+/* vigil_config_dump() never needs more: 21 keys, each value at most 1023
  * bytes, at worst doubled by escaping. */
-#define VIGIL_CONFIG_DUMP_MAX 32768
+#define VIGIL_CONFIG_DUMP_MAX 40960
 
 struct vigil_config {
     char name[HA_NAME_MAX];                        /* this host in the pool; load() defaults it to the hostname */
@@ -43,6 +43,8 @@ struct vigil_config {
     char watchdog_device[VIGIL_CONFIG_VALUE_MAX];  /* "" = no watchdog */
     int watchdog_timeout;                          /* seconds, 1..3600 */
     char ipc_group[33];                            /* group allowed on the CLI socket besides root */
+    char libvirt_uri[256];                         /* this host's hypervisor, for the VM agent */
+    char libvirt_peer_uri[256];                    /* another host's hypervisor: %s = its address */
     bool from_defaults;                            /* no file was read: everything is a default */
 };
 

@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../ha/bytes.h"
+#include "../ha/ha.h"
 #include "../membership/replica.h"
 #include "dwire.h"
 
@@ -124,6 +126,248 @@ int dfacts_decode(const void *msg, size_t len, struct dfacts *out)
         return -EINVAL;
     struct dfacts f = {.nodeid = le_get32(m + 8), .mem_mb = le_get64(m + 12), .cpus = le_get32(m + 20)};
     if (!f.nodeid || f.cpus < 1 || f.cpus > 65536)
+        return -EINVAL;
+    *out = f;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the VM agent's messages */
+
+/* A growing message: header space first, fields appended; NULL-safe. */
+struct msg {
+    uint8_t *p;
+    size_t n, cap;
+    bool bad;
+};
+
+static void m_put(struct msg *m, const void *src, size_t k)
+{
+    if (m->bad)
+        return;
+    if (m->n + k > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        while (cap < m->n + k)
+            cap *= 2;
+        uint8_t *np = cap <= VIGIL_WIRE_MAX ? realloc(m->p, cap) : NULL;
+        if (!np) {
+            m->bad = true;
+            return;
+        }
+        m->p = np;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->n, src, k);
+    m->n += k;
+}
+
+static void m_u8(struct msg *m, unsigned v)
+{
+    uint8_t b = (uint8_t)v;
+    m_put(m, &b, 1);
+}
+
+static void m_u32(struct msg *m, uint32_t v)
+{
+    uint8_t b[4];
+    le_put32(b, v);
+    m_put(m, b, 4);
+}
+
+static void m_u64(struct msg *m, uint64_t v)
+{
+    uint8_t b[8];
+    le_put64(b, v);
+    m_put(m, b, 8);
+}
+
+/* a string and its NUL; max: its longest length */
+static void m_str(struct msg *m, const char *s, size_t max)
+{
+    size_t l = strlen(s);
+    if (l > max)
+        m->bad = true;
+    m_put(m, s, l + 1);
+}
+
+static uint8_t *m_finish(struct msg *m, int type, size_t *len)
+{
+    if (m->bad || m->n > VIGIL_WIRE_MAX) {
+        free(m->p);
+        return NULL;
+    }
+    put_hdr(m->p, type, m->n);
+    *len = m->n;
+    return m->p;
+}
+
+static void m_start(struct msg *m)
+{
+    static const uint8_t zero[8];
+    m_put(m, zero, sizeof zero); /* the header, written at the end */
+}
+
+/* A reader over one message; the first problem makes every later read fail. */
+struct rdr {
+    const uint8_t *p;
+    size_t n, off;
+    bool bad;
+};
+
+static const uint8_t *r_take(struct rdr *r, size_t k)
+{
+    if (r->bad || k > r->n - r->off) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *q = r->p + r->off;
+    r->off += k;
+    return q;
+}
+
+static uint8_t r_u8(struct rdr *r)
+{
+    const uint8_t *q = r_take(r, 1);
+    return q ? q[0] : 0;
+}
+
+static uint32_t r_u32(struct rdr *r)
+{
+    const uint8_t *q = r_take(r, 4);
+    return q ? le_get32(q) : 0;
+}
+
+static uint64_t r_u64(struct rdr *r)
+{
+    const uint8_t *q = r_take(r, 8);
+    return q ? le_get64(q) : 0;
+}
+
+static int r_i32(struct rdr *r)
+{
+    uint32_t u = r_u32(r);
+    return u <= INT32_MAX ? (int)u : -(int)(~u) - 1;
+}
+
+/* a NUL-terminated string of at most max bytes, within the message */
+static const char *r_str(struct rdr *r, size_t max)
+{
+    if (r->bad)
+        return NULL;
+    const uint8_t *z = memchr(r->p + r->off, 0, r->n - r->off);
+    if (!z || (size_t)(z - (r->p + r->off)) > max) {
+        r->bad = true;
+        return NULL;
+    }
+    const char *s = (const char *)r->p + r->off;
+    r->off = (size_t)(z - r->p) + 1;
+    return s;
+}
+
+static bool host_ok(int h) { return h >= 0 && h < HA_MAX_HOSTS; }
+
+uint8_t *dorder_encode(const struct dorder *o, size_t *len)
+{
+    struct msg m = {0};
+    if ((unsigned)o->kind > DORDER_LIST || !host_ok((int)o->host))
+        return NULL;
+    m_start(&m);
+    m_u32(&m, o->host);
+    m_u64(&m, o->epoch);
+    m_u64(&m, o->op);
+    m_u8(&m, (unsigned)o->kind);
+    m_u32(&m, (uint32_t)o->to);
+    m_str(&m, o->vm, HA_NAME_MAX - 1);
+    return m_finish(&m, WIRE_DORDER, len);
+}
+
+int dorder_decode(const void *msg, size_t len, struct dorder *out)
+{
+    if (check_hdr(msg, len, WIRE_DORDER) < 0)
+        return -EINVAL;
+    struct rdr r = {.p = msg, .n = len, .off = 8};
+    struct dorder o = {.host = r_u32(&r), .epoch = r_u64(&r), .op = r_u64(&r)};
+    unsigned kind = r_u8(&r);
+    o.kind = (enum dorder_kind)kind;
+    o.to = r_i32(&r);
+    o.vm = r_str(&r, HA_NAME_MAX - 1);
+    if (r.bad || r.off != len || kind > DORDER_LIST || !host_ok((int)o.host) ||
+        (o.kind == DORDER_MIGRATE ? !host_ok(o.to) || o.to == (int)o.host : o.to != -1) ||
+        (o.kind == DORDER_LIST ? o.vm[0] != 0 : !ha_name_valid(o.vm)))
+        return -EINVAL;
+    *out = o;
+    return 0;
+}
+
+uint8_t *dreport_encode(const struct dreport *rp, size_t *len)
+{
+    if (rp->n < 0 || rp->n > DWIRE_MAX_REPORTS || !host_ok((int)rp->host))
+        return NULL;
+    struct msg m = {0};
+    m_start(&m);
+    m_u32(&m, rp->host);
+    m_u8(&m, rp->complete ? 1 : 0);
+    m_u32(&m, (uint32_t)rp->n);
+    for (int i = 0; i < rp->n; i++) {
+        m_u8(&m, (unsigned)rp->v[i].state);
+        m_u32(&m, (uint32_t)rp->v[i].to);
+        m_u64(&m, rp->v[i].op);
+        m_str(&m, rp->v[i].vm, HA_NAME_MAX - 1);
+    }
+    return m_finish(&m, WIRE_DREPORT, len);
+}
+
+int dreport_decode(const void *msg, size_t len, struct dreport *out)
+{
+    if (check_hdr(msg, len, WIRE_DREPORT) < 0)
+        return -EINVAL;
+    struct rdr r = {.p = msg, .n = len, .off = 8};
+    uint32_t host = r_u32(&r);
+    unsigned flags = r_u8(&r);
+    uint32_t n = r_u32(&r);
+    if (r.bad || flags > 1 || n > DWIRE_MAX_REPORTS || !host_ok((int)host))
+        return -EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        struct dreport_vm *v = &out->v[i];
+        v->state = r_u8(&r);
+        v->to = r_i32(&r);
+        v->op = r_u64(&r);
+        v->vm = r_str(&r, HA_NAME_MAX - 1);
+        if (r.bad || v->state > HA_OBS_CRASHED || !ha_name_valid(v->vm) ||
+            (v->state == HA_OBS_MIGRATING ? !host_ok(v->to) : v->to != -1))
+            return -EINVAL;
+    }
+    if (r.off != len)
+        return -EINVAL;
+    out->host = host;
+    out->complete = flags == 1;
+    out->n = (int)n;
+    return 0;
+}
+
+uint8_t *dfailed_encode(const struct dfailed *f, size_t *len)
+{
+    if (!host_ok((int)f->host))
+        return NULL;
+    char why[DWIRE_WHY_MAX + 1];
+    snprintf(why, sizeof why, "%s", f->why);
+    struct msg m = {0};
+    m_start(&m);
+    m_u32(&m, f->host);
+    m_u64(&m, f->op);
+    m_str(&m, f->vm, HA_NAME_MAX - 1);
+    m_str(&m, why, DWIRE_WHY_MAX);
+    return m_finish(&m, WIRE_DFAILED, len);
+}
+
+int dfailed_decode(const void *msg, size_t len, struct dfailed *out)
+{
+    if (check_hdr(msg, len, WIRE_DFAILED) < 0)
+        return -EINVAL;
+    struct rdr r = {.p = msg, .n = len, .off = 8};
+    struct dfailed f = {.host = r_u32(&r), .op = r_u64(&r)};
+    f.vm = r_str(&r, HA_NAME_MAX - 1);
+    f.why = r_str(&r, DWIRE_WHY_MAX);
+    if (r.bad || r.off != len || !host_ok((int)f.host) || !ha_name_valid(f.vm))
         return -EINVAL;
     *out = f;
     return 0;

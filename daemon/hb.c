@@ -928,6 +928,7 @@ void hb_test_stall(bool stall)
 /* HA_ACT_SELF_FENCE: the core has just asked for our last slot write (the
  * self-fenced flag, the lease freed).  Make sure it is on the disk, stop the
  * local VMs hard, then reboot, or refuse to and exit.  Never returns. */
+#define SELF_FENCE_DESTROY_MS 10000 /* the watchdog fires anyway if this hangs */
 void hb_self_fence(const char *why)
 {
     char err[256] = "", nswhy[256];
@@ -936,8 +937,13 @@ void hb_self_fence(const char *why)
         audit(LOG_CRIT, "vigild", err, "self-fence: our self-fenced record may not be on the heartbeat disk");
     else
         audit(LOG_CRIT, "vigild", why, "self-fence: our slot on the heartbeat disk says self-fenced");
-    audit(LOG_CRIT, "vigild", "there is no VM agent yet (issue [libvirt])",
-          "self-fence: vigild manages no VMs on this host: none to stop");
+    /* the VMs next: this host lost the right to run them, and a refused
+     * reboot below must not leave them running */
+    int left = vms_destroy_all_wait(SELF_FENCE_DESTROY_MS, err, sizeof err);
+    if (left)
+        audit(LOG_CRIT, "vigild", err, "self-fence: %d VM(s) here not confirmed destroyed", left);
+    else
+        audit(LOG_CRIT, "vigild", err[0] ? err : "no pool VM runs here", "self-fence: every pool VM here is stopped");
     bool initial = pidns_initial("/proc", nswhy, sizeof nswhy);
     if (!initial || D.cfg.self_fence_reboot) {
         audit(LOG_CRIT, "vigild", initial ? "self_fence_reboot = yes in vigil.conf" : nswhy,

@@ -206,13 +206,19 @@ static void run_actions(void)
             break;
         }
         case HA_ACT_INVENTORY_QUERY:
-            /* without the VM agent ([libvirt]) the pool holds no VMs, so a
-             * host's list is complete only when there are none at all */
+            /* a pool without VMs: every host's list is complete, and empty */
             if (D.db.nvms == 0) {
                 struct ha_event ev = {.type = HA_EV_INVENTORY};
                 ev.u.report.host = a->host;
                 queue_event(&ev);
+                break;
             }
+            vms_action(a);
+            break;
+        case HA_ACT_VM_START:
+        case HA_ACT_VM_STOP:
+        case HA_ACT_VM_MIGRATE:
+            vms_action(a); /* to the host's agent, over CPG */
             break;
         case HA_ACT_DISK_WRITE:
         case HA_ACT_POISON:
@@ -244,6 +250,12 @@ static void step(const struct ha_event *ev0)
         D.cmd_request = 0;
     }
     pool_check_waiters(); /* e.g. a create waiting for this host to become master */
+}
+
+void pool_event(const struct ha_event *ev)
+{
+    if (D.core && D.synced)
+        step(ev);
 }
 
 void pool_core_command(struct request *rq, const struct ha_cmd *cmd)
@@ -279,6 +291,7 @@ static void check_mode(void)
     ha_core_free(D.core);
     D.core = c;
     core_disk_mode = D.db.set.heartbeat_disk;
+    vms_mode_changed();
     qb_loop_timer_del(D.loop, D.core_timer);
     audit(LOG_NOTICE, "vigild", core_disk_mode ? "pool setting heartbeat_disk = yes" : "pool setting heartbeat_disk = no",
           core_disk_mode ? "the pool now runs with its heartbeat disk: decision core restarted in disk mode"
@@ -309,10 +322,11 @@ static void core_membership(void)
     ev.u.membership.members = D.connected ? pool_view() : HA_BIT(D.self);
     ev.u.membership.quorate = D.connected && D.quorate;
     step(&ev);
-    /* Without the VM agent ([libvirt]) the pool holds no VMs, so every host
-     * in view has told all it runs: nothing.  (With VMs, each host's agent
-     * will send its list after every membership change.)  Without this, a
-     * host whose vigild restarted would stay "fencing" on the master. */
+    /* With VMs, each host's agent sends its list after every membership
+     * change (vms.c).  A pool without VMs needs no agent: every host in
+     * view has told all it runs, nothing.  Without this, a host whose
+     * vigild restarted would stay "fencing" on the master. */
+    vms_membership();
     if (D.db.nvms == 0)
         for (int h = 0; h < D.db.nhosts; h++)
             if (ev.u.membership.members & HA_BIT(h)) {
@@ -384,6 +398,14 @@ static void describe_change(const struct ha_change *c, char *buf, size_t len)
     case HA_CHG_RULE_ADD: snprintf(buf, len, "rule %s added", c->rule.name); break;
     case HA_CHG_RULE_DEL: snprintf(buf, len, "rule deleted"); break;
     case HA_CHG_VM_PROTECT: snprintf(buf, len, "VM protection: %s", ha_protect_name(c->protect)); break;
+    case HA_CHG_VM_ADD:
+        snprintf(buf, len, "VM %s imported (%" PRIu64 " MiB, %d vCPU(s), %s)", c->name, c->mem_mb, c->cpus,
+                 c->xml ? "with its domain XML" : "no domain XML");
+        break;
+    case HA_CHG_VM_XML:
+        snprintf(buf, len, "VM %s: domain XML replaced (%" PRIu32 " bytes, %" PRIu64 " MiB, %d vCPU(s))",
+                 c->vm >= 0 && c->vm < D.db.nvms ? D.db.vm[c->vm].name : "?", c->xml_len, c->mem_mb, c->cpus);
+        break;
     case HA_CHG_FENCE_SET: {
         /* never the password */
         char what[160];
@@ -497,7 +519,16 @@ int pool_propose(const struct ha_change *c, struct request *rq)
         return rc;
     }
     if (rq) {
+        /* kept to propose again: with its own copy of a borrowed domain XML */
+        char *xml = NULL;
+        if (c->xml && c->xml_len && (xml = malloc(c->xml_len)))
+            memcpy(xml, c->xml, c->xml_len);
+        free(rq->last_xml);
+        rq->last_xml = xml;
         rq->last = *c;
+        rq->last.xml = xml;
+        if (c->xml_len && !xml)
+            rq->retries = 3; /* no copy to propose again */
         if (++rq->commits > rq->inflight_max)
             rq->inflight_max = rq->commits;
     }
@@ -1030,6 +1061,9 @@ static int pool_enter(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    char e3[256];
+    if (vms_start(e3, sizeof e3) < 0) /* its connection comes and goes on its own */
+        audit(LOG_ERR, "vigild", e3, "the VM agent did not start: this host runs no VM for the pool");
     D.in_pool = true;
     D.synced = D.connected = D.quorate = false;
     static const struct membership_ops mops = {
@@ -1038,9 +1072,9 @@ static int pool_enter(char *err, size_t errlen)
     snprintf(group, sizeof group, "vigil-%.36s", D.db.pool_uuid);
     D.mem = membership_start(D.loop, group, &mops);
     js_start();
-    char e3[512];
-    if (hb_start(e3, sizeof e3) < 0)
-        audit(LOG_ERR, "vigild", e3, "the heartbeat disk %s cannot be used", D.cfg.heartbeat_disk);
+    char e4[512];
+    if (hb_start(e4, sizeof e4) < 0)
+        audit(LOG_ERR, "vigild", e4, "the heartbeat disk %s cannot be used", D.cfg.heartbeat_disk);
     else if (D.db.set.heartbeat_disk && !hb_running())
         audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
               "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
@@ -1055,6 +1089,7 @@ static void pool_exit(void)
 {
     watchdog_stop(true);
     hb_stop();
+    vms_stop();
     js_stop();
     membership_stop(D.mem);
     D.mem = NULL;

@@ -12,7 +12,8 @@
 
 #define VIGIL_IPC_NAME "vigil"
 #define VIGIL_IPC_MAX (1024 * 1024)
-#define VIGIL_ARGS_MAX 8192 /* bytes of command words */
+#define VIGIL_ARGS_MAX (8192 + 256 * 1024) /* bytes of command words: vm import sends a domain XML
+                                            * (HA_VM_XML_MAX) as one of them */
 
 enum vigil_req_id { VIGIL_REQ_COMMAND = 2 };
 #define VIGIL_REQ_JSON 0x1u

@@ -184,6 +184,8 @@ static void request_unlink(struct request *rq)
         explicit_bzero(rq->argbuf, n);
     }
     free(rq->argbuf);
+    free(rq->last_xml);
+    rq->last_xml = NULL;
     rq->argbuf = NULL;
     explicit_bzero(&rq->last, sizeof rq->last);
 }

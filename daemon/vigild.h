@@ -41,7 +41,8 @@ struct request {
     int commits;                /* proposals not done yet */
     int inflight_max;           /* most proposals in flight at once */
     int retries;                /* proposals made again after a sync round dropped them */
-    struct ha_change last;      /* the latest proposal */
+    struct ha_change last;      /* the latest proposal (its domain XML is last_xml) */
+    char *last_xml;             /* owned copy of last.xml */
     int code;                   /* exit code so far: 0 ok, 1 refused */
     bool answered_core;         /* the core gave its CMD_DONE */
     enum { RQ_COMMIT, RQ_FORWARD, RQ_CREATE, RQ_JOIN, RQ_LEAVE, RQ_TOKEN, RQ_JOINSRV, RQ_PARKED } kind;
@@ -138,6 +139,19 @@ void fencer_test(struct request *rq, int host);
 void pool_fence_done(int host, bool ok, const char *why);
 /* pool.c: a heartbeat tick for the core (disk mode) */
 void pool_disk_event(const struct ha_event *ev);
+
+/* vms.c: this host's VM agent, driven by the master's orders */
+int vms_start(char *err, size_t errlen); /* when this host is in a pool */
+void vms_stop(void);
+/* an order of the core for some host's agent (VM_START/STOP/MIGRATE, INVENTORY_QUERY) */
+void vms_action(const struct ha_action *a);
+/* DORDER, DREPORT, DFAILED from the pool's CPG group */
+void vms_deliver(uint32_t nodeid, const void *msg, size_t len, int type);
+void vms_membership(void);   /* the view changed: tell every core what runs here */
+int vms_destroy_all_wait(int timeout_ms, char *why, size_t whylen);
+void vms_mode_changed(void); /* the pool switched to or from its heartbeat disk */  /* self-fence: every pool VM here stopped hard */
+/* pool.c: feeds an event to the core (and carries out its actions) */
+void pool_event(const struct ha_event *ev);
 
 /* disk.c: vigil disk init (id_init) and dump, on this host */
 void disk_command(struct request *rq, int id_init, int argc, char **argv, bool json);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ha.h"
@@ -17,6 +18,8 @@ void ha_db_init(struct ha_db *db)
 
 void ha_db_free(struct ha_db *db)
 {
+    for (int i = 0; i < db->nvms; i++)
+        free(db->vm[i].xml);
     free(db->vm);
     free(db->rule);
     for (int i = 0; i < HA_MAX_HOSTS; i++) {
@@ -55,21 +58,45 @@ int ha_db_add_host(struct ha_db *db, const struct ha_db_host *h)
     return db->nhosts++;
 }
 
+bool ha_vm_xml_ok(const char *xml, size_t len)
+{
+    return xml && len >= 1 && len <= HA_VM_XML_MAX && !memchr(xml, 0, len);
+}
+
+/* A stored copy of a blob ha_vm_xml_ok accepted: its bytes and a NUL. */
+static char *xml_dup(const char *xml, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p) {
+        memcpy(p, xml, len);
+        p[len] = 0;
+    }
+    return p;
+}
+
 int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v)
 {
     if (ha_db_find_vm(db, v->name) >= 0)
         return -EEXIST;
     if (db->nvms >= 1000000)
         return -ENOSPC;
+    if ((v->xml || v->xml_len) && !ha_vm_xml_ok(v->xml, v->xml_len))
+        return -EINVAL;
+    char *xml = v->xml ? xml_dup(v->xml, v->xml_len) : NULL;
+    if (v->xml && !xml)
+        return -ENOMEM;
     /* grow by doubling; a power of two count means the array is full */
     if ((db->nvms & (db->nvms - 1)) == 0) {
         size_t cap = db->nvms ? (size_t)db->nvms * 2 : 16;
         struct ha_db_vm *nv = realloc(db->vm, cap * sizeof *nv);
-        if (!nv)
+        if (!nv) {
+            free(xml);
             return -ENOMEM;
+        }
         db->vm = nv;
     }
     db->vm[db->nvms] = *v;
+    db->vm[db->nvms].xml = xml;
     db->vm[db->nvms].migrating_to = HA_NO_HOST;
     return db->nvms++;
 }
@@ -294,13 +321,29 @@ int ha_db_apply(struct ha_db *db, const struct ha_change *c)
         break;
     }
     case HA_CHG_VM_ADD: {
-        if (!str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) || c->cpus < 1 || c->mem_mb < 1)
+        if (!str_ok(c->name, sizeof c->name) || !ha_name_valid(c->name) || c->cpus < 1 || c->mem_mb < 1 ||
+            ((c->xml || c->xml_len) && !ha_vm_xml_ok(c->xml, c->xml_len)))
             return -EINVAL;
         struct ha_db_vm nv = {.mem_mb = c->mem_mb, .cpus = c->cpus, .priority = 3, .host = HA_NO_HOST};
         snprintf(nv.name, sizeof nv.name, "%s", c->name);
+        nv.xml = (char *)(uintptr_t)c->xml; /* ha_db_add_vm copies it */
+        nv.xml_len = c->xml_len;
         int r = ha_db_add_vm(db, &nv);
         if (r < 0)
             return r == -ENOMEM ? r : -EINVAL;
+        break;
+    }
+    case HA_CHG_VM_XML: {
+        if (!v || c->cpus < 1 || c->mem_mb < 1 || !ha_vm_xml_ok(c->xml, c->xml_len))
+            return -EINVAL;
+        char *x = xml_dup(c->xml, c->xml_len);
+        if (!x)
+            return -ENOMEM;
+        free(v->xml);
+        v->xml = x;
+        v->xml_len = c->xml_len;
+        v->mem_mb = c->mem_mb;
+        v->cpus = c->cpus;
         break;
     }
     case HA_CHG_TOKEN_ADD: {

@@ -87,7 +87,16 @@ struct ha_db_vm {
     int host;          /* where the pool last placed it, HA_NO_HOST if nowhere */
     int migrating_to;  /* a live migration there was ordered and its outcome is
                         * not recorded yet: the VM may be on either host */
+    /* Its libvirt domain XML (vm import), so that any host can start it:
+     * opaque to the core, which only copies, compares and frees it.  Owned;
+     * xml_len bytes (no NUL among them, at most HA_VM_XML_MAX) and a NUL
+     * after them; NULL (xml_len 0) when none is stored. */
+    char *xml;
+    uint32_t xml_len;
 };
+#define HA_VM_XML_MAX (256 * 1024)
+/* Whether a domain XML blob may be stored: 1..HA_VM_XML_MAX bytes, no NUL. */
+bool ha_vm_xml_ok(const char *xml, size_t len);
 
 /* Placement rules (docs/scheduler.md).  A strict rule is never broken by
  * vigil; a soft one is kept when some placement allows it. */
@@ -195,7 +204,7 @@ enum ha_change_type {
     HA_CHG_RULE_DEL,        /* arg = rule index */
     HA_CHG_POOL_CREATE,     /* name = pool name, text = uuid */
     HA_CHG_HOST_ADD,        /* name, text = address, arg = nodeid, mem_mb, cpus: joins (again) */
-    HA_CHG_VM_ADD,          /* name, mem_mb, cpus (vm import) */
+    HA_CHG_VM_ADD,          /* name, mem_mb, cpus, xml (optional) (vm import) */
     HA_CHG_TOKEN_ADD,       /* blob = secret hash, when = expiry; drops tokens expired by then */
     HA_CHG_TOKEN_USE,       /* blob = secret hash */
     HA_CHG_SETTING,         /* name = setting, text = value (ha_settings_set spelling) */
@@ -203,8 +212,9 @@ enum ha_change_type {
     HA_CHG_HOST_FACTS,      /* host's mem_mb and cpus, as it measured them */
     HA_CHG_FENCE_SET,       /* host, fence_level (1..), fence_index (0..): store dev there */
     HA_CHG_FENCE_CLEAR,     /* host, fence_level: that level (the highest), or 0: every level */
+    HA_CHG_VM_XML,          /* vm, xml: replace the VM's domain XML (and mem_mb, cpus from it) */
 };
-#define HA_CHG_LAST HA_CHG_FENCE_CLEAR
+#define HA_CHG_LAST HA_CHG_VM_XML
 
 struct ha_change {
     enum ha_change_type type;
@@ -225,12 +235,18 @@ struct ha_change {
     int fence_level;        /* FENCE_SET: 1..4; FENCE_CLEAR: 0 (all) or 1..4 */
     int fence_index;        /* FENCE_SET: 0..3, the device within the level */
     struct ha_fence_dev dev; /* FENCE_SET */
+    /* VM_ADD (optional), VM_XML: the domain XML, xml_len bytes.  Borrowed,
+     * not owned: ha_db_apply copies it, and whoever keeps a change beyond
+     * the buffer's life must copy it too (it is not NUL-terminated). */
+    const char *xml;
+    uint32_t xml_len;
 };
 
 void ha_db_init(struct ha_db *db);
 void ha_db_free(struct ha_db *db);
 /* Adds a host or VM definition while the pool is being described (scenario
- * or initial config).  Return the new index, or -EEXIST / -ENOSPC / -ENOMEM. */
+ * or initial config).  Return the new index, or -EEXIST / -ENOSPC / -ENOMEM
+ * (-EINVAL: v->xml is not a storable blob).  A VM's xml is copied. */
 int ha_db_add_host(struct ha_db *db, const struct ha_db_host *h);
 int ha_db_add_vm(struct ha_db *db, const struct ha_db_vm *v);
 /* Deep copy (dst is initialised here; free it with ha_db_free).  -ENOMEM. */

@@ -23,7 +23,7 @@ _Static_assert(HA_CHG_HOST_JOIN == 0 && HA_CHG_HOST_LEAVE == 1 && HA_CHG_HOST_MA
                    HA_CHG_POOL_CREATE == 12 && HA_CHG_HOST_ADD == 13 && HA_CHG_VM_ADD == 14 &&
                    HA_CHG_TOKEN_ADD == 15 && HA_CHG_TOKEN_USE == 16 && HA_CHG_SETTING == 17 &&
                    HA_CHG_MASTER == 18 && HA_CHG_HOST_FACTS == 19 && HA_CHG_FENCE_SET == 20 &&
-                   HA_CHG_FENCE_CLEAR == 21 && HA_CHG_LAST == HA_CHG_FENCE_CLEAR,
+                   HA_CHG_FENCE_CLEAR == 21 && HA_CHG_VM_XML == 22 && HA_CHG_LAST == HA_CHG_VM_XML,
                "enum ha_change_type is on disk: append new types at the end");
 _Static_assert(HA_PROTECT_OFF == 0 && HA_PROTECT_RESTART == 1 && HA_PROTECT_BEST_EFFORT == 2,
                "enum ha_protect is on disk");
@@ -40,10 +40,11 @@ _Static_assert(HA_MAX_HOSTS == 64, "host bitmaps are written as 64 bits");
 #define RULE_TYPE_LAST HA_RULE_PIN
 
 #define SNAP_MAGIC "VGDB"
-#define SNAP_FORMAT 3 /* 2: the recorded master and its epoch; 3: fence devices */
-#define SNAP_FORMAT_OLDEST 2 /* still read: a pool made before fence devices */
+#define SNAP_FORMAT 4 /* 2: the recorded master and its epoch; 3: fence devices; 4: VMs' domain XML */
+#define SNAP_FORMAT_OLDEST 2 /* still read: pools made before fence devices, before domain XML */
 #define SNAP_HDR 12 /* magic, format, reserved, total length */
-#define CHANGE_FORMAT 1
+#define CHANGE_FORMAT 1     /* every change without a domain XML */
+#define CHANGE_FORMAT_XML 2 /* VM_ADD with a domain XML, VM_XML: the XML follows */
 #define MAX_VMS 1000000 /* ha_db_add_vm's limit */
 
 
@@ -195,6 +196,19 @@ static void put_dev(struct wr *w, const struct ha_fence_dev *d)
     put_small(w, d->retries);
 }
 
+/* A domain XML: u32 length, then its bytes (no NUL).  Length 0 stands for
+ * "none" where none is allowed. */
+static void put_xml(struct wr *w, const char *xml, uint32_t len, bool required)
+{
+    if ((xml || len || required) && !ha_vm_xml_ok(xml, len)) {
+        w->bad = true;
+        len = 0;
+    }
+    put_u32(w, len);
+    if (len)
+        put(w, xml, len);
+}
+
 static void put_settings(struct wr *w, const struct ha_settings *s)
 {
     put_i64(w, s->token_timeout);
@@ -283,6 +297,7 @@ static void put_snapshot(struct wr *w, uint64_t epoch, const struct ha_db *db, u
         put_i32(w, v->after1);
         put_i32(w, v->host);
         put_i32(w, v->migrating_to);
+        put_xml(w, v->xml, v->xml_len, false); /* format 4 */
     }
 
     int nr = count(w, db->nrules, -1);
@@ -352,9 +367,18 @@ uint64_t pooldb_digest(uint64_t epoch, const struct ha_db *db)
     return w.h;
 }
 
+/* Whether a change carries a domain XML (and so is written in format 2). */
+static bool change_has_xml(const struct ha_change *c)
+{
+    return c->type == HA_CHG_VM_XML || (c->type == HA_CHG_VM_ADD && (c->xml || c->xml_len));
+}
+
 static void put_change(struct wr *w, const struct ha_change *c)
 {
-    put_u8(w, CHANGE_FORMAT);
+    bool xml = change_has_xml(c);
+    if (!xml && (c->xml || c->xml_len))
+        w->bad = true; /* only VM_ADD and VM_XML carry one */
+    put_u8(w, xml ? CHANGE_FORMAT_XML : CHANGE_FORMAT);
     put_enum(w, (unsigned)c->type);
     put_i32(w, c->host);
     put_i32(w, c->vm);
@@ -377,6 +401,8 @@ static void put_change(struct wr *w, const struct ha_change *c)
     }
     if (c->type == HA_CHG_FENCE_SET)
         put_dev(w, &c->dev);
+    if (xml)
+        put_xml(w, c->xml, c->xml_len, true);
 }
 
 /* The largest device and change: every string full, a full rule. */
@@ -386,7 +412,7 @@ static void put_change(struct wr *w, const struct ha_change *c)
 #define CHANGE_ENC_MAX                                                                                            \
     (2 + 3 * 4 + 1 + 3 * 4 + (1 + (HA_NAME_MAX - 1) + 3 + 4 * HA_RULE_MAX_VMS + 8) + (1 + HA_NAME_MAX - 1) +    \
      (1 + sizeof(((struct ha_change *)0)->text) - 1) + 32 + 8 + 8 + 4 + 2 + DEV_ENC_MAX)
-_Static_assert(CHANGE_ENC_MAX <= POOLDB_CHANGE_MAX, "POOLDB_CHANGE_MAX is too small");
+_Static_assert(CHANGE_ENC_MAX + 4 + HA_VM_XML_MAX <= POOLDB_CHANGE_MAX, "POOLDB_CHANGE_MAX is too small");
 
 int pooldb_encode_change(const struct ha_change *c, uint8_t *out, size_t cap)
 {
@@ -506,6 +532,30 @@ static void get_str(struct rd *r, char *dst, size_t field, const char *name)
     }
 }
 
+/* A domain XML, left in the buffer (*xml points into it): 1..HA_VM_XML_MAX
+ * bytes without a NUL; or length 0 for none where none is allowed. */
+static void get_xml(struct rd *r, const char **xml, uint32_t *len, bool required)
+{
+    *xml = NULL;
+    *len = 0;
+    uint32_t n = get_u32(r);
+    if (r->failed || (!n && !required))
+        return;
+    if (n > r->n - r->off) {
+        rd_fail(r, "%s: a domain XML of %" PRIu32 " bytes, but only %zu are left", r->what, n, r->n - r->off);
+        return;
+    }
+    const char *p = (const char *)r->p + r->off;
+    if (!ha_vm_xml_ok(p, n)) {
+        rd_fail(r, "%s: a domain XML of %" PRIu32 " bytes: empty, larger than %d bytes, or holding a NUL", r->what, n,
+                HA_VM_XML_MAX);
+        return;
+    }
+    r->off += n;
+    *xml = p;
+    *len = n;
+}
+
 static void get_rule(struct rd *r, struct ha_rule *x)
 {
     memset(x, 0, sizeof *x);
@@ -563,9 +613,9 @@ int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, ch
     struct ha_change t;
     memset(&t, 0, sizeof t);
     unsigned format = get_u8(&r);
-    if (!r.failed && format != CHANGE_FORMAT)
-        return errf(err, errlen, -EINVAL, "change format %u is not supported (this vigil reads %d)", format,
-                    CHANGE_FORMAT);
+    if (!r.failed && format != CHANGE_FORMAT && format != CHANGE_FORMAT_XML)
+        return errf(err, errlen, -EINVAL, "change format %u is not supported (this vigil reads %d and %d)", format,
+                    CHANGE_FORMAT, CHANGE_FORMAT_XML);
     unsigned type = get_u8(&r);
     if (!r.failed && type > HA_CHG_LAST)
         rd_fail(&r, "change type %u is unknown (the last known is %d)", type, HA_CHG_LAST);
@@ -593,6 +643,13 @@ int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, ch
     }
     if (t.type == HA_CHG_FENCE_SET)
         get_dev(&r, &t.dev);
+    /* format 2 is exactly the changes that carry a domain XML */
+    bool want_xml = t.type == HA_CHG_VM_XML || (t.type == HA_CHG_VM_ADD && format == CHANGE_FORMAT_XML);
+    if (!r.failed && (format == CHANGE_FORMAT_XML) != want_xml)
+        rd_fail(&r, "change: type %u in change format %u (a domain XML goes with VM_ADD and VM_XML only)", type,
+                format);
+    if (format == CHANGE_FORMAT_XML)
+        get_xml(&r, &t.xml, &t.xml_len, true); /* points into buf */
     if (r.failed)
         return -EINVAL;
     if (r.off != len)
@@ -869,6 +926,11 @@ static void get_snapshot_body(struct rd *r, struct ha_db *t, unsigned format)
         v.after1 = get_i32(r);
         v.host = get_i32(r);
         v.migrating_to = get_i32(r);
+        if (format >= 4) {
+            const char *xml;
+            get_xml(r, &xml, &v.xml_len, false);
+            v.xml = (char *)(uintptr_t)xml; /* ha_db_add_vm copies it */
+        }
         if (r->failed)
             return;
         /* through ha_db_add_vm, so the array grows the way the core expects */
@@ -1254,15 +1316,20 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
                     "append: %s record (epoch %" PRIu64 ", version %" PRIu64 ") does not follow (%" PRIu64
                     ", %" PRIu64 ")",
                     c ? "change" : "epoch", epoch, version_after, s->epoch, s->version);
-    uint8_t rec[REC_HDR + REC_BODY_MAX];
+    size_t cap = REC_HDR + REC_BODY_MIN + (c ? POOLDB_CHANGE_MAX : 0);
+    uint8_t *rec = malloc(cap);
+    if (!rec)
+        return errf(err, errlen, -ENOMEM, "append: out of memory");
     size_t blen = REC_BODY_MIN;
     if (c) {
         int n = pooldb_encode_change(c, rec + REC_HDR + REC_BODY_MIN, POOLDB_CHANGE_MAX);
-        if (n < 0)
+        if (n < 0) {
+            free(rec);
             return errf(err, errlen, -EINVAL, "append: the change cannot be encoded (%s)", strerror(-n));
+        }
         blen += (size_t)n;
     }
-    struct wr w = {.p = rec, .cap = sizeof rec};
+    struct wr w = {.p = rec, .cap = cap};
     put(&w, REC_MAGIC, 4);
     put_u32(&w, (uint32_t)blen);
     w.n += 4; /* the CRC, below, once the body is there */
@@ -1273,6 +1340,7 @@ int pooldb_append(struct pooldb_store *s, uint64_t epoch, uint64_t version_after
     put_u32(&crc, pooldb_crc32(rec + REC_HDR, blen));
 
     int rc = write_all(s->logfd, rec, REC_HDR + blen);
+    free(rec);
     if (!rc && fdatasync(s->logfd) < 0)
         rc = -errno;
     if (rc) {

@@ -26,8 +26,9 @@
 
 /* ---------------------------------------------------------------- encoding */
 
-/* Largest encoding of one change: a buffer this big always suffices. */
-#define POOLDB_CHANGE_MAX 2048
+/* Largest encoding of one change (a VM's domain XML takes up to
+ * HA_VM_XML_MAX of it): a buffer this big always suffices. */
+#define POOLDB_CHANGE_MAX (2048 + 4 + HA_VM_XML_MAX)
 
 /* The whole state.  *out is malloc'ed (caller frees); -EINVAL if a string
  * in db is not NUL-terminated within its field, -ENOMEM, -EFBIG past 4 GiB.
@@ -45,7 +46,8 @@ int pooldb_decode_snapshot(const uint8_t *buf, size_t len, uint64_t *epoch, stru
  * of range, rule.nvms out of 0..HA_RULE_MAX_VMS). */
 int pooldb_encode_change(const struct ha_change *c, uint8_t *out, size_t cap);
 /* Checks the form only (type, enums, strings, sizes); whether the change
- * makes sense for a database is ha_db_apply's business.  -EINVAL. */
+ * makes sense for a database is ha_db_apply's business.  -EINVAL.  A domain
+ * XML in the change (c->xml) points into buf: it lives as long as buf. */
 int pooldb_decode_change(const uint8_t *buf, size_t len, struct ha_change *c, char *err, size_t errlen);
 
 /* FNV-1a 64 over the snapshot encoding (without its trailing CRC): equal

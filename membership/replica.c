@@ -21,7 +21,8 @@ struct pending {
 };
 
 struct queued {
-    struct ha_change c;
+    struct ha_change c; /* its domain XML, if any, is xml below */
+    char *xml;          /* owned copy of c.xml */
     uint64_t tag;
 };
 
@@ -130,6 +131,8 @@ void replica_abort(struct replica *r, const char *why)
         finish(r, r->npend - 1, -EAGAIN, why);
     while (r->nqueue) {
         r->nqueue--;
+        free(r->queue[r->nqueue].xml);
+        r->queue[r->nqueue].xml = NULL;
         if (r->queue[r->nqueue].tag && r->ops.done)
             r->ops.done(r->ops.ctx, r->queue[r->nqueue].tag, -EAGAIN, why);
     }
@@ -171,10 +174,14 @@ static void send_ack(struct replica *r)
 
 static int send_change(struct replica *r, const struct ha_change *c, uint64_t tag)
 {
-    uint8_t m[HDR + 16 + POOLDB_CHANGE_MAX];
-    int n = pooldb_encode_change(c, m + HDR + 16, sizeof m - HDR - 16);
-    if (n < 0)
+    uint8_t *m = malloc(HDR + 16 + POOLDB_CHANGE_MAX);
+    if (!m)
+        return -ENOMEM;
+    int n = pooldb_encode_change(c, m + HDR + 16, POOLDB_CHANGE_MAX);
+    if (n < 0) {
+        free(m);
         return n;
+    }
     size_t len = HDR + 16 + (size_t)n;
     put_hdr(m, WIRE_CHANGE, len);
     /* our own number for this proposal: its delivery is matched by it, so a
@@ -185,14 +192,17 @@ static int send_change(struct replica *r, const struct ha_change *c, uint64_t ta
         if (r->npend == r->cappend) {
             size_t cap = r->cappend ? r->cappend * 2 : 8;
             struct pending *np = realloc(r->pend, cap * sizeof *np);
-            if (!np)
+            if (!np) {
+                free(m);
                 return -ENOMEM;
+            }
             r->pend = np;
             r->cappend = cap;
         }
         r->pend[r->npend++] = (struct pending){.tag = tag, .seq = r->send_seq + 1};
     }
     int e = r->ops.send(r->ops.ctx, m, len);
+    free(m);
     if (e < 0) {
         if (tag)
             r->npend--;
@@ -216,6 +226,7 @@ static void complete_round(struct replica *r)
         int e = send_change(r, &q[i].c, q[i].tag);
         if (e < 0 && q[i].tag && r->ops.done)
             r->ops.done(r->ops.ctx, q[i].tag, e, "cannot send the change to the pool");
+        free(q[i].xml);
     }
     free(q);
     if (r->ops.synced)
@@ -240,6 +251,8 @@ void replica_free(struct replica *r)
     if (!r)
         return;
     free(r->pend);
+    for (size_t i = 0; i < r->nqueue; i++)
+        free(r->queue[i].xml);
     free(r->queue);
     free(r);
 }
@@ -484,6 +497,14 @@ int replica_propose(struct replica *r, const struct ha_change *c, uint64_t tag)
         r->queue = nq;
         r->capqueue = cap;
     }
-    r->queue[r->nqueue++] = (struct queued){.c = *c, .tag = tag};
+    /* the change's domain XML is borrowed: the queue keeps its own copy */
+    char *xml = NULL;
+    if (c->xml && c->xml_len) {
+        if (!(xml = malloc(c->xml_len)))
+            return -ENOMEM;
+        memcpy(xml, c->xml, c->xml_len);
+    }
+    r->queue[r->nqueue] = (struct queued){.c = *c, .xml = xml, .tag = tag};
+    r->queue[r->nqueue++].c.xml = xml;
     return 0;
 }

@@ -31,7 +31,7 @@
  * the replica, the daemon uses the others. */
 #define VIGIL_WIRE_MAGIC 0x5647u /* "VG" */
 #define VIGIL_WIRE_VERSION 1
-#define VIGIL_WIRE_MAX (4u << 20)
+#define VIGIL_WIRE_MAX (16u << 20) /* a whole pool database (state transfer), domain XMLs included */
 enum vigil_wire_type {
     WIRE_STATE = 1,  /* u64 view, u64 epoch, u64 version, u64 digest */
     WIRE_SNAP = 2,   /* u64 view, snapshot bytes (pooldb encoding) */

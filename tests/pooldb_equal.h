@@ -120,7 +120,8 @@ static inline const char *db_diff(const struct ha_db *a, const struct ha_db *b)
         const struct ha_db_vm *x = &a->vm[i], *y = &b->vm[i];
         if (strcmp(x->name, y->name) || x->mem_mb != y->mem_mb || x->cpus != y->cpus || x->protect != y->protect ||
             x->priority != y->priority || x->order != y->order || x->want_running != y->want_running ||
-            x->after1 != y->after1 || x->host != y->host || x->migrating_to != y->migrating_to) {
+            x->after1 != y->after1 || x->host != y->host || x->migrating_to != y->migrating_to ||
+            x->xml_len != y->xml_len || !x->xml != !y->xml || (x->xml && memcmp(x->xml, y->xml, x->xml_len + 1))) {
             snprintf(buf, sizeof buf, "vm[%d]", i);
             return buf;
         }
@@ -154,6 +155,8 @@ static inline const char *change_diff(const struct ha_change *a, const struct ha
         return "blob";
     if (a->type == HA_CHG_FENCE_SET && (d = dev_diff(&a->dev, &b->dev)))
         return d;
+    if (a->xml_len != b->xml_len || !a->xml != !b->xml || (a->xml && memcmp(a->xml, b->xml, a->xml_len)))
+        return "xml";
     return NULL;
 }
 

@@ -34,6 +34,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         free(e);
     }
+    struct dorder o;
+    if (dorder_decode(m, size, &o) == 0) {
+        uint8_t *e = dorder_encode(&o, &len);
+        if (!e || len != size || memcmp(e, m, size))
+            abort();
+        free(e);
+    }
+    static struct dreport_vm rv[DWIRE_MAX_REPORTS];
+    struct dreport r = {.v = rv};
+    if (dreport_decode(m, size, &r) == 0) {
+        uint8_t *e = dreport_encode(&r, &len);
+        if (!e || len != size || memcmp(e, m, size))
+            abort();
+        free(e);
+    }
+    struct dfailed x;
+    if (dfailed_decode(m, size, &x) == 0) {
+        uint8_t *e = dfailed_encode(&x, &len);
+        if (!e || len != size || memcmp(e, m, size))
+            abort();
+        free(e);
+    }
     if (dfacts_decode(m, size, &f) == 0) {
         uint8_t e[24];
         dfacts_encode(&f, e);

@@ -4,7 +4,8 @@
  *   2  the snapshot decoder after fixing up the length and CRC, so that
  *      mutations get past the CRC and reach the field checks
  * Whatever a decoder accepts must encode back to exactly the same bytes
- * (the encoding is canonical; a format 2 snapshot comes back as format 3) and decode again to an equal value; whatever
+ * (the encoding is canonical; a format 2 or 3 snapshot comes back as format
+ * 4) and decode again to an equal value; whatever
  * it refuses must come with a reason and leave the output untouched. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,9 +30,10 @@ static void snapshot(const uint8_t *data, size_t size)
     size_t len;
     if (pooldb_encode_snapshot(epoch, &db, &enc, &len) < 0)
         abort();
-    /* a format 2 snapshot (a pool made before fence devices) is written
-     * back as format 3: the same state, not the same bytes */
-    if (data[4] == 3 && (len != size || memcmp(enc, data, size)))
+    /* a format 2 or 3 snapshot (a pool made before fence devices, before
+     * domain XML) is written back as format 4: the same state, not the same
+     * bytes */
+    if (data[4] == 4 && (len != size || memcmp(enc, data, size)))
         abort();
     uint64_t epoch2;
     struct ha_db db2;
@@ -62,13 +64,27 @@ static void change(const uint8_t *data, size_t size)
             abort();
         return;
     }
-    uint8_t enc[POOLDB_CHANGE_MAX];
+    static uint8_t enc[POOLDB_CHANGE_MAX];
     int n = pooldb_encode_change(&c, enc, sizeof enc);
     if (n < 0 || (size_t)n != size || memcmp(enc, data, size))
         abort();
     struct ha_change c2;
     if (pooldb_decode_change(enc, (size_t)n, &c2, err, sizeof err) < 0 || change_diff(&c, &c2))
         abort();
+    /* whatever it applies to, a change leaves a database the encoder takes
+     * (an XML it copied is a storable one) or is refused with it unchanged */
+    struct ha_db db;
+    ha_db_init(&db);
+    struct ha_db_vm v = {.name = "v0", .priority = 3, .cpus = 1, .mem_mb = 1};
+    if (ha_db_add_vm(&db, &v) == 0) {
+        uint64_t d = pooldb_digest(1, &db);
+        uint8_t *snap;
+        size_t len;
+        if (ha_db_apply(&db, &c) < 0 ? pooldb_digest(1, &db) != d
+                                     : pooldb_encode_snapshot(1, &db, &snap, &len) == 0 ? (free(snap), false) : true)
+            abort();
+    }
+    ha_db_free(&db);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,7 +1,9 @@
 /* Fuzz target: the CPG message decoder of the replicated pool database.
  * Any bytes from the network are delivered to a synced replica of a
  * three-host pool as if a member sent them: nothing may crash, and the
- * database may change only through a well-formed change from the master. */
+ * database may change only through a well-formed change from the master
+ * (tests/fuzz/corpus/wire-change-vm-xml is one: a VM imported with its
+ * domain XML). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +13,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int fz_send(void *ctx, const void *m, size_t len) { (void)ctx, (void)m, (void)len; return 0; }
+/* the replica's own STATE message, kept to complete its sync round */
+static uint8_t state[64];
+static size_t state_len;
+
+static int fz_send(void *ctx, const void *m, size_t len)
+{
+    (void)ctx;
+    if (len <= sizeof state && ((const uint8_t *)m)[3] == WIRE_STATE) {
+        memcpy(state, m, len);
+        state_len = len;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1 || size > 65536)
+    if (size < 1 || size > 8 + 16 + POOLDB_CHANGE_MAX + 1)
         return 0;
     struct ha_db db;
     ha_db_init(&db);
@@ -33,6 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct replica *r = replica_new(&db, 2, &ops);
     uint32_t members[3] = {1, 2, 3};
     replica_confchg(r, members, 3, 1);
+    /* every member reports the same state: the round completes, and a
+     * change from the master (node 1) is judged and applied */
+    for (uint32_t n = 1; n <= 3; n++)
+        replica_deliver(r, n, state, state_len);
+    if (!replica_synced(r))
+        abort();
     /* the first byte picks the sender, the rest is the message */
     replica_deliver(r, (uint32_t)(data[0] % 4), data + 1, size - 1);
     if (db.nhosts < 3 || db.nhosts > HA_MAX_HOSTS)

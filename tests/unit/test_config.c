@@ -52,6 +52,8 @@ START_TEST(defaults)
     ck_assert_str_eq(cfg.watchdog_device, "");
     ck_assert_int_eq(cfg.watchdog_timeout, 10);
     ck_assert_str_eq(cfg.ipc_group, "vigil");
+    ck_assert_str_eq(cfg.libvirt_uri, "qemu:///system");
+    ck_assert_str_eq(cfg.libvirt_peer_uri, "qemu+tcp://%s/system");
     ck_assert(cfg.from_defaults);
 
     /* an empty or comment-only file is the defaults, read from a file */
@@ -173,6 +175,16 @@ static const struct {
     {"ipc_group = abcdefghijklmnopqrstuvwxyz0123456\n",
      "vigil.conf:1: ipc_group: 'abcdefghijklmnopqrstuvwxyz0123456' is not a group name (1..32 of A-Z a-z 0-9 . _ -, "
      "not starting with -)"},
+    {"libvirt_uri = qemu\n", "vigil.conf:1: libvirt_uri: 'qemu' is not a libvirt URI (e.g. qemu:///system)"},
+    {"libvirt_uri = \"qemu:///sys tem\"\n",
+     "vigil.conf:1: libvirt_uri: 'qemu:///sys tem' is not a libvirt URI (e.g. qemu:///system)"},
+    {"libvirt_uri = qemu+tcp://%s/system\n", "vigil.conf:1: libvirt_uri: 'qemu+tcp://%s/system' holds a %"},
+    {"libvirt_peer_uri = qemu+tcp://10.0.0.1/system\n",
+     "vigil.conf:1: libvirt_peer_uri: 'qemu+tcp://10.0.0.1/system' must hold exactly one %s, where a host's address "
+     "goes (e.g. qemu+tcp://%s/system)"},
+    {"libvirt_peer_uri = qemu+tcp://%s/%s\n",
+     "vigil.conf:1: libvirt_peer_uri: 'qemu+tcp://%s/%s' must hold exactly one %s, where a host's address goes (e.g. "
+     "qemu+tcp://%s/system)"},
     {"log_file = \"/var/log/x\n", "vigil.conf:1: log_file: no closing '\"'"},
     {"log_file = \"/var/log/x\\\"\n", "vigil.conf:1: log_file: no closing '\"'"},
     {"log_file = \"/var/log\\n\"\n", "vigil.conf:1: log_file: unknown escape in a quoted value (only \\\" and \\\\)"},
@@ -443,7 +455,9 @@ START_TEST(dump_round_trip)
                            "self_fence_reboot = no\n"
                            "# watchdog_device is not set\n"
                            "watchdog_timeout = 10s\n"
-                           "ipc_group = vigil\n");
+                           "ipc_group = vigil\n"
+                           "libvirt_uri = qemu:///system\n"
+                           "libvirt_peer_uri = qemu+tcp://%s/system\n");
 
     const char *ttls[] = {"61s", "90m", "36h", "168h", "8d", "30d", "60001ms"};
     for (size_t i = 0; i < sizeof ttls / sizeof ttls[0]; i++) {

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* The pool database encoding and its durable store.
  *
  * VIGIL_POOLDB_SEEDS=DIR also writes fuzzer seeds (a snapshot, changes) into
@@ -145,6 +146,24 @@ static struct ha_fence_topo *rand_topo(void)
 
 /* A database as ha_db_apply could have made it: every field varied, every
  * invariant the decoder checks respected. */
+/* Random XML-ish bytes (1..255, never NUL) of length n. */
+static char *rand_xml(size_t n)
+{
+    char *x = malloc(n + 1);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (char)rnd_in(1, 255);
+    x[n] = 0;
+    return x;
+}
+
+static void set_xml(struct ha_db_vm *v, size_t n)
+{
+    free(v->xml);
+    v->xml = rand_xml(n);
+    v->xml_len = (uint32_t)n;
+}
+
 static void rand_db(struct ha_db *db, uint64_t seed, int max_hosts, int max_vms)
 {
     rng = seed * 0x9e3779b97f4a7c15ull + 1;
@@ -207,6 +226,10 @@ static void rand_db(struct ha_db *db, uint64_t seed, int max_hosts, int max_vms)
         }
         add_rule(db, &r);
     }
+    /* some VMs carry a domain XML: text of any byte but NUL, of any size */
+    for (int i = 0; i < nv; i++)
+        if (rnd() % 3 == 0)
+            set_xml(&db->vm[i], rnd_in(1, rnd() % 8 ? 600 : 20000));
 }
 
 static void encode(uint64_t epoch, const struct ha_db *db, uint8_t **buf, size_t *len)
@@ -295,7 +318,7 @@ static void mutate(struct ha_db *db, int which)
     case 23: db->vm[2].migrating_to = db->vm[2].migrating_to == 0 ? 1 : 0; break;
     case 24: db->vm[2].want_running = !db->vm[2].want_running; break;
     case 25: db->vm[2].protect = (enum ha_protect)((db->vm[2].protect + 1) % 3); break;
-    case 26: db->nvms--; break;
+    case 26: free(db->vm[db->nvms - 1].xml); db->nvms--; break;
     case 27: db->rule[0].strict = !db->rule[0].strict; break;
     case 28: db->rule[0].vm[1] ^= 1; break;
     case 29: db->rule[2].hosts ^= 1; break;
@@ -309,9 +332,23 @@ static void mutate(struct ha_db *db, int which)
     case 37: fence_of(db)->nlevels--; break;
     case 38: fence_of(db)->level[0].dev[0].port ^= 1; break;
     case 39: fence_of(db)->level[0].dev[0].user[0] ^= 1; break;
+    case 40: /* one byte of a domain XML */
+        if (!db->vm[3].xml)
+            set_xml(&db->vm[3], 100);
+        else
+            db->vm[3].xml[db->vm[3].xml_len - 1] = db->vm[3].xml[db->vm[3].xml_len - 1] == 'a' ? 'b' : 'a';
+        break;
+    case 41: /* a domain XML gone, or one more */
+        if (db->vm[3].xml) {
+            free(db->vm[3].xml);
+            db->vm[3].xml = NULL;
+            db->vm[3].xml_len = 0;
+        } else
+            set_xml(&db->vm[3], 1);
+        break;
     }
 }
-#define NMUTATIONS 40
+#define NMUTATIONS 42
 
 /* A database with at least 3 hosts, 4 VMs, 3 rules and 2 tokens. */
 static void big_db(struct ha_db *db, uint64_t seed)
@@ -391,6 +428,12 @@ static void rand_change(struct ha_change *c, enum ha_change_type type)
     }
     if (type == HA_CHG_FENCE_SET)
         rand_dev(&c->dev, false);
+    if (type == HA_CHG_VM_XML || (type == HA_CHG_VM_ADD && rnd() % 2)) {
+        static char *xml; /* borrowed by the change, as the type says */
+        free(xml);
+        c->xml_len = (uint32_t)rnd_in(1, 3000);
+        c->xml = xml = rand_xml(c->xml_len);
+    }
 }
 
 START_TEST(change_round_trip)
@@ -420,7 +463,7 @@ START_TEST(change_round_trip)
                     c.dev.cipher = 255;
                 }
             }
-            uint8_t buf[POOLDB_CHANGE_MAX], again[POOLDB_CHANGE_MAX];
+            static uint8_t buf[POOLDB_CHANGE_MAX], again[POOLDB_CHANGE_MAX];
             char err[256] = "";
             int n = pooldb_encode_change(&c, buf, sizeof buf);
             ck_assert_int_gt(n, 0);
@@ -446,7 +489,7 @@ END_TEST
 START_TEST(change_rejects)
 {
     struct ha_change c = {.type = HA_CHG_VM_WANT, .vm = 3, .arg = 1, .priority = 3}, back;
-    uint8_t buf[POOLDB_CHANGE_MAX];
+    static uint8_t buf[POOLDB_CHANGE_MAX];
     char err[256];
     int n = pooldb_encode_change(&c, buf, sizeof buf);
     ck_assert_int_gt(n, 0);
@@ -872,6 +915,10 @@ static struct hist *make_hist(int n_extra)
     for (int i = 0; i < 5; i++) {
         c = (struct ha_change){.type = HA_CHG_VM_ADD, .mem_mb = 2048, .cpus = 2};
         snprintf(c.name, sizeof c.name, "db%d", i);
+        if (i >= 3) { /* imported with their domain XML */
+            c.xml = i == 3 ? "<domain type='kvm'><name>db3</name></domain>" : "<domain><name>db4</name></domain>";
+            c.xml_len = (uint32_t)strlen(c.xml);
+        }
         hist_push(h, &c);
     }
     struct ha_change more[] = {
@@ -902,6 +949,8 @@ static struct hist *make_hist(int n_extra)
          .dev = {.type = HA_FENCE_DISK, .timeout_ms = 10000}},
         {.type = HA_CHG_FENCE_CLEAR, .host = 0, .fence_level = 3},
         {.type = HA_CHG_FENCE_SET, .host = 1, .fence_level = 1, .dev = {.type = HA_FENCE_SCSI_PR, .timeout_ms = 100}},
+        {.type = HA_CHG_VM_XML, .vm = 0, .mem_mb = 4096, .cpus = 4, .xml = "<domain><name>db0</name></domain>",
+         .xml_len = 33},
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         hist_push(h, &more[i]);
@@ -1094,12 +1143,12 @@ START_TEST(store_corruption)
     expect_corrupt(want);
     log[r5] = 'V';
     /* its length damaged */
-    uint8_t keep = log[r5 + 5];
-    log[r5 + 5] = 0x40;
+    uint8_t keep = log[r5 + 6]; /* 4 MiB: more than any record (a change with the largest XML) */
+    log[r5 + 6] = 0x40;
     spill("pool.log", log, len);
     snprintf(want, sizeof want, "record at byte %ld has bad length", r5);
     expect_corrupt(want);
-    log[r5 + 5] = keep;
+    log[r5 + 6] = keep;
     /* record 5 missing: a version gap */
     uint8_t *gap = malloc(len);
     memcpy(gap, log, (size_t)r5);
@@ -1377,6 +1426,39 @@ static void no_fences(struct ha_db *db)
     }
 }
 
+static void no_xml(struct ha_db *db)
+{
+    for (int i = 0; i < db->nvms; i++) {
+        free(db->vm[i].xml);
+        db->vm[i].xml = NULL;
+        db->vm[i].xml_len = 0;
+    }
+}
+
+/* The snapshot of db (whose VMs hold no XML) in format 3, the format before
+ * domain XML: each VM's XML length (a 0 after its migrating_to) goes.  Where
+ * a VM's migrating_to lies is where the encoding of db and of db with that
+ * field changed start to differ. */
+static void encode_format_3(uint64_t epoch, const struct ha_db *db, uint8_t **buf, size_t *len)
+{
+    encode(epoch, db, buf, len);
+    ck_assert_uint_eq((*buf)[4], 4);
+    for (int i = db->nvms - 1; i >= 0; i--) {
+        ck_assert_ptr_null(db->vm[i].xml);
+        struct ha_db other;
+        ck_assert_int_eq(ha_db_copy(&other, db), 0);
+        other.vm[i].migrating_to = db->vm[i].migrating_to == HA_NO_HOST ? 0 : HA_NO_HOST;
+        size_t off = field_offset(db, &other) + 4; /* the first byte of the field differs */
+        ha_db_free(&other);
+        ck_assert_mem_eq(*buf + off, "\0\0\0\0", 4);
+        memmove(*buf + off, *buf + off + 4, *len - off - 4);
+        *len -= 4;
+    }
+    (*buf)[4] = 3;
+    put_le32(*buf + 8, (uint32_t)*len);
+    fix_crc(*buf, *len);
+}
+
 /* A format 3 snapshot without fence devices, made format 2: the section of
  * the hosts with fence devices (a count, 0) goes. */
 static void to_format_2(uint8_t *buf, size_t *len)
@@ -1398,10 +1480,10 @@ START_TEST(snapshot_format_2_loads)
         struct ha_db db;
         rand_db(&db, seed, 8, 20);
         no_fences(&db); /* what a format 2 pool holds */
+        no_xml(&db);
         uint8_t *buf;
         size_t len;
-        encode(9, &db, &buf, &len);
-        ck_assert_uint_eq(buf[4], 3);
+        encode_format_3(9, &db, &buf, &len);
         to_format_2(buf, &len);
         struct ha_db back;
         uint64_t e;
@@ -1422,12 +1504,12 @@ START_TEST(snapshot_format_2_loads)
             ck_assert_msg(strstr(err, "has no fence devices but its flag says yes"), "%s", err);
             buf[off] &= (uint8_t)~1u;
         }
-        /* formats before 2 and after 3 are not read */
+        /* formats before 2 and after 4 are not read */
         buf[4] = 1;
         fix_crc(buf, len);
         ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err), -EINVAL);
-        ck_assert_msg(strstr(err, "format 1 is not supported (this vigil reads 2 to 3)"), "%s", err);
-        buf[4] = 4;
+        ck_assert_msg(strstr(err, "format 1 is not supported (this vigil reads 2 to 4)"), "%s", err);
+        buf[4] = 5;
         fix_crc(buf, len);
         ck_assert_int_eq(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err), -EINVAL);
         free(buf);
@@ -1467,6 +1549,152 @@ START_TEST(store_permissions)
 }
 END_TEST
 
+/* A pool made before domain XML: its pool.snap is format 3, which is format
+ * 4 without each VM's XML length.  It loads (no VM has an XML); it is
+ * written back as format 4. */
+START_TEST(snapshot_format_3_loads)
+{
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        struct ha_db db, back;
+        rand_db(&db, seed, 8, 20);
+        no_xml(&db);
+        uint8_t *buf, *again;
+        size_t len, len2;
+        uint64_t e;
+        char err[256] = "";
+        encode_format_3(4, &db, &buf, &len);
+        ck_assert_msg(pooldb_decode_snapshot(buf, len, &e, &back, err, sizeof err) == 0, "seed %" PRIu64 ": %s",
+                      seed, err);
+        ck_assert_uint_eq(e, 4);
+        ck_assert_ptr_null(db_diff(&db, &back));
+        encode(e, &back, &again, &len2);
+        ck_assert_uint_eq(again[4], 4);
+        ck_assert_uint_eq(len2, len + 4u * (unsigned)db.nvms);
+        ck_assert_uint_eq(pooldb_digest(4, &db), pooldb_digest(e, &back));
+        free(buf);
+        free(again);
+        ha_db_free(&db);
+        ha_db_free(&back);
+    }
+}
+END_TEST
+
+/* A domain XML is 1..HA_VM_XML_MAX bytes without a NUL.  Anything else is
+ * refused by ha_db_apply (and the database is unchanged), by the encoders
+ * (nothing is written) and by the decoders. */
+START_TEST(xml_limits)
+{
+    struct ha_db db;
+    ha_db_init(&db);
+    char *big = rand_xml(HA_VM_XML_MAX + 1);
+    struct ha_change add = {.type = HA_CHG_VM_ADD, .vm = -1, .mem_mb = 64, .cpus = 1, .name = "g1"};
+    /* oversized, empty with a pointer, with a NUL: refused, nothing changed */
+    uint64_t d = pooldb_digest(1, &db);
+    add.xml = big;
+    add.xml_len = HA_VM_XML_MAX + 1;
+    ck_assert_int_eq(ha_db_apply(&db, &add), -EINVAL);
+    add.xml_len = 0;
+    ck_assert_int_eq(ha_db_apply(&db, &add), -EINVAL);
+    big[10] = 0;
+    add.xml_len = 100;
+    ck_assert_int_eq(ha_db_apply(&db, &add), -EINVAL);
+    ck_assert_int_eq(db.nvms, 0);
+    ck_assert_uint_eq(pooldb_digest(1, &db), d);
+    big[10] = 'x';
+    struct ha_db_vm v = {.name = "g0", .priority = 3, .cpus = 1, .mem_mb = 1, .xml = big, .xml_len = HA_VM_XML_MAX + 1};
+    ck_assert_int_eq(ha_db_add_vm(&db, &v), -EINVAL);
+    ck_assert_int_eq(db.nvms, 0);
+
+    /* the largest one goes everywhere: apply, change, snapshot, copy */
+    add.xml_len = HA_VM_XML_MAX;
+    ck_assert_int_eq(ha_db_apply(&db, &add), 0);
+    ck_assert_int_eq(db.nvms, 1);
+    ck_assert_uint_eq(db.vm[0].xml_len, HA_VM_XML_MAX);
+    ck_assert_mem_eq(db.vm[0].xml, big, HA_VM_XML_MAX);
+    ck_assert_int_eq(db.vm[0].xml[HA_VM_XML_MAX], 0);
+    ck_assert_ptr_ne(db.vm[0].xml, big); /* a copy */
+    static uint8_t buf[POOLDB_CHANGE_MAX];
+    char err[256] = "";
+    int n = pooldb_encode_change(&add, buf, sizeof buf);
+    ck_assert_int_gt(n, HA_VM_XML_MAX);
+    struct ha_change back;
+    ck_assert_int_eq(pooldb_decode_change(buf, (size_t)n, &back, err, sizeof err), 0);
+    ck_assert_ptr_null(change_diff(&add, &back));
+    ck_assert_ptr_eq(back.xml, (const char *)buf + n - HA_VM_XML_MAX); /* left in the buffer */
+    /* a NUL inside, on the wire: refused */
+    buf[n - 5] = 0;
+    ck_assert_int_eq(pooldb_decode_change(buf, (size_t)n, &back, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "domain XML"), "%s", err);
+    /* a length past the end */
+    buf[n - 5] = 'x';
+    ck_assert_int_eq(pooldb_decode_change(buf, (size_t)n - 1, &back, err, sizeof err), -EINVAL);
+    /* a length of 0 in format 2 */
+    struct ha_change small = add;
+    small.xml = "<domain/>";
+    small.xml_len = 9;
+    n = pooldb_encode_change(&small, buf, sizeof buf);
+    ck_assert_int_gt(n, 13);
+    memset(buf + n - 13, 0, 4);
+    ck_assert_int_eq(pooldb_decode_change(buf, (size_t)n - 9, &back, err, sizeof err), -EINVAL);
+    /* the encoders: oversized, NUL, or an XML where the type takes none */
+    struct ha_change bad = add;
+    bad.xml_len = HA_VM_XML_MAX + 1;
+    ck_assert_int_eq(pooldb_encode_change(&bad, buf, sizeof buf), -EINVAL);
+    bad = (struct ha_change){.type = HA_CHG_VM_XML, .vm = 0, .mem_mb = 1, .cpus = 1};
+    ck_assert_int_eq(pooldb_encode_change(&bad, buf, sizeof buf), -EINVAL); /* VM_XML without one */
+    ck_assert_int_eq(ha_db_apply(&db, &bad), -EINVAL);
+    bad = (struct ha_change){.type = HA_CHG_VM_WANT, .vm = 0, .arg = 1, .xml = "<domain/>", .xml_len = 9};
+    ck_assert_int_eq(pooldb_encode_change(&bad, buf, sizeof buf), -EINVAL);
+
+    /* snapshots: the largest XML round-trips; one with a NUL is refused */
+    uint8_t *snap;
+    size_t slen;
+    encode(2, &db, &snap, &slen);
+    struct ha_db out;
+    uint64_t e;
+    ck_assert_int_eq(pooldb_decode_snapshot(snap, slen, &e, &out, err, sizeof err), 0);
+    ck_assert_ptr_null(db_diff(&db, &out));
+    ha_db_free(&out);
+    uint8_t *p = memmem(snap, slen, big, 64);
+    ck_assert_ptr_nonnull(p);
+    p[1] = 0;
+    fix_crc(snap, slen);
+    ck_assert_int_eq(pooldb_decode_snapshot(snap, slen, &e, &out, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "domain XML"), "%s", err);
+    free(snap);
+    db.vm[0].xml[5] = 0; /* a state holding one is not encoded */
+    ck_assert_int_eq(pooldb_encode_snapshot(2, &db, &snap, &slen), -EINVAL);
+    db.vm[0].xml[5] = 'y';
+
+    /* VM_XML replaces it, with the VM's size; a bad one changes nothing */
+    struct ha_change repl = {.type = HA_CHG_VM_XML, .vm = 0, .mem_mb = 128, .cpus = 2, .xml = "<domain/>",
+                             .xml_len = 9};
+    uint64_t version = db.version;
+    d = pooldb_digest(1, &db);
+    repl.vm = 1;
+    ck_assert_int_eq(ha_db_apply(&db, &repl), -EINVAL); /* no such VM */
+    repl.vm = 0;
+    repl.xml_len = 0;
+    ck_assert_int_eq(ha_db_apply(&db, &repl), -EINVAL);
+    ck_assert_uint_eq(pooldb_digest(1, &db), d);
+    ck_assert_uint_eq(db.version, version);
+    repl.xml_len = 9;
+    ck_assert_int_eq(ha_db_apply(&db, &repl), 0);
+    ck_assert_str_eq(db.vm[0].xml, "<domain/>");
+    ck_assert_uint_eq(db.vm[0].xml_len, 9);
+    ck_assert_uint_eq(db.vm[0].mem_mb, 128);
+    ck_assert_int_eq(db.vm[0].cpus, 2);
+    /* copies are deep */
+    struct ha_db copy;
+    ck_assert_int_eq(ha_db_copy(&copy, &db), 0);
+    ck_assert_ptr_ne(copy.vm[0].xml, db.vm[0].xml);
+    ck_assert_ptr_null(db_diff(&db, &copy));
+    ha_db_free(&copy);
+    free(big);
+    ha_db_free(&db);
+}
+END_TEST
+
 START_TEST(fuzz_seeds)
 {
     const char *seeddir = getenv("VIGIL_POOLDB_SEEDS");
@@ -1490,17 +1718,22 @@ START_TEST(fuzz_seeds)
     write_seed(seeddir, "pooldb-snapshot", 0, buf, len);
     write_seed(seeddir, "pooldb-snapshot-fixup", 2, buf, len);
     free(buf);
-    /* the same pool as a format 2 snapshot (before fence devices) */
+    /* the same pool as a format 3 snapshot (before domain XML), and 2
+     * (before fence devices) */
+    no_xml(&db);
+    encode_format_3(3, &db, &buf, &len);
+    write_seed(seeddir, "pooldb-snapshot-format3", 0, buf, len);
+    free(buf);
     no_fences(&db);
-    encode(3, &db, &buf, &len);
+    encode_format_3(3, &db, &buf, &len);
     to_format_2(buf, &len);
     write_seed(seeddir, "pooldb-snapshot-format2", 0, buf, len);
     free(buf);
     ha_db_free(&db);
     struct hist *h = make_hist(0);
-    const int picks[] = {0, 1, 9, 10, 13, 20, 21, 23, 25, 28, 30}; /* one of each kind of change */
+    const int picks[] = {0, 1, 9, 10, 13, 20, 21, 23, 25, 28, 30, 35}; /* one of each kind of change */
     for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
-        uint8_t cb[POOLDB_CHANGE_MAX];
+        static uint8_t cb[POOLDB_CHANGE_MAX];
         ck_assert(!h->rec[picks[i]].epoch_rec);
         int n = pooldb_encode_change(&h->rec[picks[i]].c, cb, sizeof cb);
         ck_assert_int_gt(n, 0);
@@ -1508,6 +1741,22 @@ START_TEST(fuzz_seeds)
         snprintf(name, sizeof name, "pooldb-change-%d", picks[i]);
         write_seed(seeddir, name, 1, cb, (size_t)n);
     }
+    /* fuzz_wire: the master (node 1) sends a VM_ADD with its domain XML as a
+     * replica CHANGE message (header, proposal number, base version) */
+    static uint8_t wm[8 + 16 + POOLDB_CHANGE_MAX];
+    struct ha_change imp = {.type = HA_CHG_VM_ADD, .vm = -1, .mem_mb = 64, .cpus = 1, .name = "guest1",
+                            .xml = "<domain type='qemu'><name>guest1</name><memory unit='MiB'>64</memory>"
+                                   "<vcpu>1</vcpu><os><type>hvm</type></os></domain>"};
+    imp.xml_len = (uint32_t)strlen(imp.xml);
+    int n = pooldb_encode_change(&imp, wm + 24, POOLDB_CHANGE_MAX);
+    ck_assert_int_gt(n, 0);
+    size_t wl = 24 + (size_t)n;
+    const uint8_t hdr[8] = {0x47, 0x56, 1, 3, (uint8_t)wl, (uint8_t)(wl >> 8), 0, 0}; /* "VG", v1, CHANGE */
+    memcpy(wm, hdr, sizeof hdr);
+    memset(wm + 8, 0, 16);
+    wm[8] = 1;  /* proposal 1 */
+    wm[16] = 4; /* base version: the pool of three hosts and a master */
+    write_seed(seeddir, "wire-change-vm-xml", 1, wm, wl);
     hist_free(h);
 }
 END_TEST
@@ -1526,6 +1775,8 @@ int main(void)
     tcase_add_test(enc, snapshot_bit_flips);
     tcase_add_test(enc, snapshot_semantic_errors);
     tcase_add_test(enc, snapshot_format_2_loads);
+    tcase_add_test(enc, snapshot_format_3_loads);
+    tcase_add_test(enc, xml_limits);
     tcase_add_test(enc, fuzz_seeds);
     suite_add_tcase(s, enc);
     TCase *store = tcase_create("store");

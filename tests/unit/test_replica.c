@@ -279,6 +279,34 @@ START_TEST(changes_during_a_round_wait)
 }
 END_TEST
 
+/* A VM imported with its domain XML while a round runs: the queued proposal
+ * keeps its own copy of the XML (the caller's buffer is gone by the time it
+ * is sent), and every member, and every member's disk, ends up with it. */
+START_TEST(a_queued_change_keeps_its_xml)
+{
+    ring++;
+    uint32_t m[N] = {1, 2, 3, 4, 5};
+    for (int i = 0; i < N; i++)
+        replica_confchg(nd[i].r, m, N, ring);
+    struct ha_change c = vm_add(7);
+    char *xml = strdup("<domain type='qemu'><name>vm7</name></domain>");
+    c.xml = xml;
+    c.xml_len = (uint32_t)strlen(xml);
+    ck_assert_int_eq(replica_propose(nd[0].r, &c, 11), 0);
+    memset(xml, 'x', c.xml_len); /* the caller's buffer changes, then goes */
+    free(xml);
+    flush();
+    flush();
+    ck_assert_int_eq(nd[0].done_ok, 1);
+    assert_group_identical(0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(nd[i].db.nvms, 1);
+        ck_assert_str_eq(nd[i].db.vm[0].xml, "<domain type='qemu'><name>vm7</name></domain>");
+        ck_assert_str_eq(nd[i].disk.vm[0].xml, "<domain type='qemu'><name>vm7</name></domain>");
+    }
+}
+END_TEST
+
 /* A change sent just before a configuration change and delivered after it,
  * before the round completes, is dropped by every member alike: its
  * proposer hears -ESTALE (safe to propose again), and no copy has it. */
@@ -414,6 +442,7 @@ static Suite *suite(void)
     tcase_add_test(t, only_the_master_writes);
     tcase_add_test(t, master_crash_takeover_and_rejoin);
     tcase_add_test(t, changes_during_a_round_wait);
+    tcase_add_test(t, a_queued_change_keeps_its_xml);
     tcase_add_loop_test(t, random_faults_never_diverge, 0, 300);
     tcase_add_test(t, bad_messages_change_nothing);
     suite_add_tcase(s, t);
