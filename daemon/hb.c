@@ -942,7 +942,7 @@ void hb_self_fence(const char *why)
     char err[256] = "", nswhy[256];
     int rc = hb_flush(2 * hb_io_ms() + 500, err, sizeof err);
     if (rc < 0)
-        audit(LOG_CRIT, "vigild", err, "self-fence: our self-fenced record may not be on the heartbeat disk");
+        audit(LOG_CRIT, "vigild", err, "self-fence (%s): our self-fenced record may not be on the heartbeat disk", why);
     else
         audit(LOG_CRIT, "vigild", why, "self-fence: our slot on the heartbeat disk says self-fenced");
     audit(LOG_CRIT, "vigild", "there is no VM agent yet (issue [libvirt])",
