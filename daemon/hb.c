@@ -113,6 +113,7 @@ static struct hb *H;
 static struct tick last;
 static bool have_last;
 static uint64_t last_at;
+static uint64_t last_ok_at; /* the last tick that worked, or hb_start */
 /* rate limit of the loop's log lines */
 static struct {
     char text[300];
@@ -538,6 +539,8 @@ static void on_tick(struct tick *t)
     last = *t;
     have_last = true;
     last_at = now_ms();
+    if (t->ok)
+        last_ok_at = last_at;
     if (!D.in_pool || !D.core)
         return;
     if (D.db.set.heartbeat_disk) {
@@ -626,6 +629,7 @@ int hb_start(char *err, size_t errlen)
     qb_loop_poll_add(D.loop, QB_LOOP_HIGH, h->pipe[0], POLLIN, NULL, on_pipe);
     H = h;
     have_last = false;
+    last_ok_at = now_ms();
     memset(seen, 0, sizeof seen);
     qb_log(LOG_NOTICE, "heartbeat disk %s: reading it every %u ms (I/O timeout %u ms)%s", h->path, h->interval_ms,
            h->io_ms, D.db.set.heartbeat_disk ? "" : "; the pool runs on corosync quorum until it is switched to disk mode");
@@ -755,6 +759,11 @@ int hb_lease_owner(void)
 bool hb_fresh(void)
 {
     return H && have_last && last.ok && now_ms() - last_at <= (uint64_t)D.db.set.disk_timeout;
+}
+
+bool hb_disk_lost(void)
+{
+    return H && D.db.set.heartbeat_disk && now_ms() - last_ok_at > (uint64_t)D.db.set.disk_timeout;
 }
 
 int hb_ready_check(char *why, size_t len)
@@ -934,7 +943,7 @@ void hb_self_fence(const char *why)
     char err[256] = "", nswhy[256];
     int rc = hb_flush(2 * hb_io_ms() + 500, err, sizeof err);
     if (rc < 0)
-        audit(LOG_CRIT, "vigild", err, "self-fence: our self-fenced record may not be on the heartbeat disk");
+        audit(LOG_CRIT, "vigild", err, "self-fence (%s): our self-fenced record may not be on the heartbeat disk", why);
     else
         audit(LOG_CRIT, "vigild", why, "self-fence: our slot on the heartbeat disk says self-fenced");
     /* the VMs next: this host lost the right to run them, and a refused

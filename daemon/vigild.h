@@ -171,6 +171,7 @@ int hb_flush(unsigned timeout_ms, char *err, size_t errlen);
 unsigned hb_io_ms(void);
 int hb_lease_owner(void);               /* as last read, HA_NO_HOST if none or not fresh */
 bool hb_fresh(void);                    /* the last tick worked, within disk_timeout */
+bool hb_disk_lost(void);                /* disk mode, and no tick worked for disk_timeout: storage loss */
 /* may the pool switch to disk mode: this host reads the disk and every
  * member's slot is fresh there; 0, or -errno with the reason */
 int hb_ready_check(char *why, size_t len);

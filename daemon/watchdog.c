@@ -3,7 +3,10 @@
  *
  * DESIGN.md invariant 3: a host that has lost quorum and its disk view
  * stops feeding its watchdog, so the machine resets even if vigild itself
- * hangs.  vigild opens the device only when it first has the right to run
+ * hangs.  So does a host that lost its heartbeat disk in disk mode (storage
+ * loss, quorate or not): the master fences it, and where its poison pill
+ * cannot be read the watchdog is what makes that fence true; reboot(2) is
+ * the backstop when the watchdog did not act.  vigild opens the device only when it first has the right to run
  * (armed at the first keepalive), feeds it every second while the core says
  * this host may run (quorate, or on the winning side with a fresh disk), and
  * disarms it with the magic close ('V') only on a clean stop.  A self-fence
@@ -26,11 +29,13 @@
 #include "vigild.h"
 
 #define FEED_MS 1000
+#define BACKSTOP_S 5 /* after the watchdog's timeout: reboot(2) ourselves */
 
 static int fd = -1;
 static bool failed; /* opening it failed: said once */
 static uint64_t last_feed;
 static bool starving; /* we stopped feeding it: said once */
+static uint64_t starving_since;
 static qb_loop_timer_handle timer;
 
 bool watchdog_armed(void) { return fd >= 0; }
@@ -72,14 +77,38 @@ static int arm(void)
     return 0;
 }
 
-/* The core's view: may this host keep running VMs? */
-static bool may_run(void)
+/* May this host keep running VMs?  If not, why (for the log). */
+static bool may_run(const char **why)
 {
+    *why = "not in a pool";
     if (!D.in_pool || !D.core)
         return false;
+    /* storage loss in disk mode: the master calls a member whose slot went
+     * stale storage-isolated and fences it; when its poison pill cannot be
+     * read here, only our watchdog makes that fence true (and only an armed
+     * one lets msgwait confirm it) */
+    *why = "storage loss: no heartbeat disk I/O worked for disk_timeout";
+    if (hb_disk_lost())
+        return false;
+    *why = "not quorate and no winning side with a fresh heartbeat disk";
     if (D.quorate)
         return true;
     return D.db.set.heartbeat_disk && ha_core_side(D.core) == HA_SIDE_WIN && hb_fresh();
+}
+
+/* The backstop of a storage loss: the watchdog should have reset this
+ * machine by now.  Our self-fenced record is tried (it fails on a lost
+ * LUN), then hb_self_fence reboots (or exits where it may not). */
+static void backstop(void)
+{
+    struct ha_action a = {.type = HA_ACT_DISK_WRITE};
+    a.slot.flags = HA_SLOT_SELF_FENCED;
+    a.slot.liveset = pool_view() | HA_BIT(D.self);
+    hb_write(&a);
+    char why[160];
+    snprintf(why, sizeof why, "storage loss, and the watchdog %s did not reset this host within %d s",
+             D.cfg.watchdog_device, D.cfg.watchdog_timeout + BACKSTOP_S);
+    hb_self_fence(why);
 }
 
 static void feed(void *data)
@@ -87,7 +116,8 @@ static void feed(void *data)
     (void)data;
     if (!D.cfg.watchdog_device[0])
         return;
-    bool ok = may_run();
+    const char *why;
+    bool ok = may_run(&why);
     if (ok && fd < 0)
         arm();
     if (fd >= 0) {
@@ -100,10 +130,12 @@ static void feed(void *data)
             starving = false;
         } else if (!starving) {
             starving = true;
-            audit(LOG_CRIT, "vigild", "not quorate and no winning side with a fresh heartbeat disk",
-                  "no longer feeding the watchdog: this host resets in %d s unless that changes",
+            starving_since = now_ms();
+            audit(LOG_CRIT, "vigild", why, "no longer feeding the watchdog: this host resets in %d s unless that changes",
                   D.cfg.watchdog_timeout);
-        }
+        } else if (hb_disk_lost() &&
+                   now_ms() - starving_since > (uint64_t)(D.cfg.watchdog_timeout + BACKSTOP_S) * 1000)
+            backstop();
     }
     qb_loop_timer_add(D.loop, QB_LOOP_HIGH, FEED_MS * 1000000ULL, NULL, feed, &timer);
 }

@@ -22,6 +22,7 @@ struct fence_state {
     ha_ms done_at;     /* when we learned it is fenced */
     uint64_t seq_at_pill; /* its slot seq when we wrote the pill: msgwait needs it unchanged */
     bool disk_can_confirm;
+    bool member_at_pill;  /* it was in our corosync view when we wrote the pill */
     bool member_at_start; /* it was in our corosync view when the fence began */
     char last_error[HA_REASON_MAX];
     char how[HA_REASON_MAX];

@@ -47,6 +47,7 @@ static void disk_level(struct ha_core *c, int h)
         return;
     }
     bool member = (c->members & HA_BIT(h)) != 0;
+    f->member_at_pill = member;
     f->disk_can_confirm = (c->slot[h].last.flags & HA_SLOT_WATCHDOG) && !member;
     struct ha_action *x = emit(c, HA_ACT_POISON);
     x->host = h;
@@ -126,6 +127,14 @@ void fence_tick(struct ha_core *c)
         case F_DISK:
             if (slot_says_self_fenced(c, h)) {
                 confirm(c, h, "it acknowledged the poison pill and self-fenced (disk slot)");
+            } else if (f->member_at_pill && !(c->members & HA_BIT(h)) &&
+                       (c->slot[h].last.flags & HA_SLOT_WATCHDOG) && disk_usable(c)) {
+                /* a storage-isolated host whose watchdog has just reset it:
+                 * this pill went out while it was a member and can never
+                 * confirm; a new one, written now that it is gone, can */
+                logf_(c, "it left corosync after the poison pill was written, and its watchdog was armed",
+                      "writing a new poison pill for %s", hname(c, h));
+                disk_level(c, h);
             } else if (c->now >= f->next_at) {
                 bool writing = c->slot[h].last.seq != f->seq_at_pill;
                 if (f->disk_can_confirm && !(c->members & HA_BIT(h)) && disk_usable(c) && !writing)
@@ -135,7 +144,9 @@ void fence_tick(struct ha_core *c)
                                        : !disk_usable(c) ? "our heartbeat disk is unusable"
                                        : (c->members & HA_BIT(h)) ? "it is still a corosync member"
                                        : writing ? "it kept writing its heartbeat without acknowledging the pill"
-                                                 : "no armed watchdog: the disk cannot confirm");
+                                       : !(c->slot[h].last.flags & HA_SLOT_WATCHDOG) ? "no armed watchdog: the disk cannot confirm"
+                                       : f->member_at_pill ? "it was a corosync member when the pill was written"
+                                                 : "its watchdog was not armed when the pill was written");
             }
             break;
         case F_BACKOFF:
