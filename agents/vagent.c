@@ -89,12 +89,20 @@ const char *vagent_op_name(enum vagent_op o)
 }
 
 /* libvirt's lifecycle event and detail -> ours (libvirt-domain.h,
- * virDomainEventType and its detail enums) */
+ * virDomainEventType and its detail enums).  An incoming migration is
+ * "started (migrated)" when the destination's QEMU is ready to receive,
+ * paused, before the source has even stopped (seen on the rig: 25 ms before
+ * the source's "suspended"); it runs here only at "resumed (migrated)".
+ * Taking the first for the arrival told vigild's core the migration was
+ * over while it was not, and evacuation ran every migration at once
+ * whatever evacuate_concurrency said (docs/vm-agent.md "Events"). */
 enum vagent_ev vagent_map_event(int event, int detail)
 {
     switch (event) {
     case VIR_DOMAIN_EVENT_STARTED:
-        return detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? VAGENT_EV_MIGRATED_IN : VAGENT_EV_STARTED;
+        return detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? VAGENT_EV_OTHER : VAGENT_EV_STARTED;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        return detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED ? VAGENT_EV_MIGRATED_IN : VAGENT_EV_OTHER;
     case VIR_DOMAIN_EVENT_STOPPED:
         switch (detail) {
         case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return VAGENT_EV_MIGRATED_OUT;

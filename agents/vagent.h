@@ -97,10 +97,11 @@ enum vagent_ev {
     VAGENT_EV_STARTED,
     VAGENT_EV_STOPPED,     /* shut down or destroyed (detail tells which) */
     VAGENT_EV_CRASHED,     /* stopped without being asked: crashed, killed, failed */
-    VAGENT_EV_MIGRATED_IN, /* now running here after an incoming migration */
+    VAGENT_EV_MIGRATED_IN, /* now running here after an incoming migration (resumed, migrated);
+                            * also a source resumed after a failed one */
     VAGENT_EV_MIGRATED_OUT,
     VAGENT_EV_UNDEFINED,
-    VAGENT_EV_OTHER,       /* suspended/resumed/defined...: informative */
+    VAGENT_EV_OTHER,       /* suspended/resumed/defined, an incoming migration begun...: informative */
 };
 
 struct vagent_result {

@@ -441,8 +441,12 @@ static void on_event(const struct vagent_result *r)
     if (v < 0)
         return; /* not a VM of the pool */
     switch (r->ev) {
-    case VAGENT_EV_STARTED:
     case VAGENT_EV_MIGRATED_IN:
+        /* the end of a live migration as the core counts it (evacuate_concurrency) */
+        audit(LOG_NOTICE, "vigild", "libvirt's lifecycle event", "%s runs here after a live migration", r->name);
+        report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
+        break;
+    case VAGENT_EV_STARTED:
         report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
         break;
     case VAGENT_EV_CRASHED:

@@ -125,8 +125,11 @@ START_TEST(event_mapping)
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN), VAGENT_EV_STOPPED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_MIGRATED),
                      VAGENT_EV_MIGRATED_OUT);
-    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED),
+    /* an incoming migration runs here once resumed, not when its paused QEMU is started */
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED), VAGENT_EV_OTHER);
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED),
                      VAGENT_EV_MIGRATED_IN);
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED), VAGENT_EV_OTHER);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_BOOTED), VAGENT_EV_STARTED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_UNDEFINED, 0), VAGENT_EV_UNDEFINED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_SUSPENDED, 0), VAGENT_EV_OTHER);
