@@ -83,17 +83,26 @@ const char *vagent_op_name(enum vagent_op o)
     case VAGENT_OP_MIGRATE: return "migrate";
     case VAGENT_OP_LIST: return "list";
     case VAGENT_OP_QUERY: return "query";
+    case VAGENT_OP_DUMPXML: return "dumpxml";
     }
     return "invalid";
 }
 
 /* libvirt's lifecycle event and detail -> ours (libvirt-domain.h,
- * virDomainEventType and its detail enums) */
+ * virDomainEventType and its detail enums).  An incoming migration is
+ * "started (migrated)" when the destination's QEMU is ready to receive,
+ * paused, before the source has even stopped (seen on the rig: 25 ms before
+ * the source's "suspended"); it runs here only at "resumed (migrated)".
+ * Taking the first for the arrival told vigild's core the migration was
+ * over while it was not, and evacuation ran every migration at once
+ * whatever evacuate_concurrency said (docs/vm-agent.md "Events"). */
 enum vagent_ev vagent_map_event(int event, int detail)
 {
     switch (event) {
     case VIR_DOMAIN_EVENT_STARTED:
-        return detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? VAGENT_EV_MIGRATED_IN : VAGENT_EV_STARTED;
+        return detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? VAGENT_EV_OTHER : VAGENT_EV_STARTED;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        return detail == VIR_DOMAIN_EVENT_RESUMED_MIGRATED ? VAGENT_EV_MIGRATED_IN : VAGENT_EV_OTHER;
     case VIR_DOMAIN_EVENT_STOPPED:
         switch (detail) {
         case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return VAGENT_EV_MIGRATED_OUT;
@@ -414,6 +423,8 @@ void vagent_result_free(struct vagent_result *r)
     free(r->vms);
     r->vms = NULL;
     r->nvms = 0;
+    free(r->xml);
+    r->xml = NULL;
 }
 
 /* ------------------------------------------------------------------ libvirt callbacks (event loop thread) */
@@ -1033,6 +1044,34 @@ static int do_list(virConnectPtr c, struct vagent_result *r)
     return 0;
 }
 
+/* The definition the pool stores for `vigil vm import VM`: only a defined
+ * (persistent) domain has one that survives it being stopped, and the
+ * inactive form leaves out what only a running guest has (its id, device
+ * aliases, the live security labels, the migration cookie's leftovers). */
+static int do_dumpxml(virConnectPtr c, const struct vagent_job *j, struct vagent_result *r)
+{
+    int rc = 0;
+    virDomainPtr d = lookup(c, j->name, &rc, r->why, sizeof r->why);
+    if (!d)
+        return rc;
+    rc = fill_vm(d, &r->vm, r->why, sizeof r->why);
+    if (rc == 0 && !r->vm.persistent)
+        rc = errf(r->why, sizeof r->why, -EINVAL, "%s runs here as a transient domain (it has no definition to "
+                  "store): define it first (virsh define)", j->name);
+    char *x = rc == 0 ? virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE) : NULL;
+    if (rc == 0 && !x)
+        rc = lv_fail(r->why, sizeof r->why, "XML");
+    else if (x && strlen(x) > VAGENT_XML_MAX)
+        rc = errf(r->why, sizeof r->why, -EFBIG, "the XML of %s has %zu bytes: vigil stores at most %d", j->name,
+                  strlen(x), VAGENT_XML_MAX);
+    if (rc == 0)
+        r->xml = x;
+    else
+        free(x);
+    virDomainFree(d);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ MIGRATE */
 
 /* The watcher runs beside virDomainMigrateToURI3 (which blocks for the
@@ -1255,6 +1294,7 @@ static void run_job(struct vagent *a, virConnectPtr c, struct job *jb, struct va
     case VAGENT_OP_DESTROY: rc = do_stop(a, c, jb, r, true); break;
     case VAGENT_OP_MIGRATE: rc = do_migrate(a, c, jb, r); break;
     case VAGENT_OP_LIST: rc = do_list(c, r); break;
+    case VAGENT_OP_DUMPXML: rc = do_dumpxml(c, j, r); break;
     case VAGENT_OP_QUERY: {
         virDomainPtr d = lookup(c, j->name, &rc, r->why, sizeof r->why);
         if (d) {
@@ -1265,7 +1305,7 @@ static void run_job(struct vagent *a, virConnectPtr c, struct job *jb, struct va
     }
     }
     r->rc = rc;
-    if (j->op == VAGENT_OP_QUERY && rc == 0)
+    if ((j->op == VAGENT_OP_QUERY || j->op == VAGENT_OP_DUMPXML) && rc == 0)
         return;
     if (j->op != VAGENT_OP_LIST && (rc != -ETIMEDOUT || job_live(a, jb)))
         final_state(c, j->name, &r->vm);
@@ -1455,7 +1495,7 @@ void vagent_free(struct vagent *a)
 
 int vagent_submit(struct vagent *a, const struct vagent_job *j, char *err, size_t errlen)
 {
-    if (!j || j->op < VAGENT_OP_START || j->op > VAGENT_OP_QUERY)
+    if (!j || j->op < VAGENT_OP_START || j->op > VAGENT_OP_DUMPXML)
         return errf(err, errlen, -EINVAL, "unknown operation");
     const char *op = vagent_op_name(j->op);
     if (j->op != VAGENT_OP_LIST) {

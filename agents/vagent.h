@@ -61,6 +61,7 @@ enum vagent_op {
     VAGENT_OP_MIGRATE, /* live, peer-to-peer, persistent on the destination, undefine source */
     VAGENT_OP_LIST,    /* every domain here (running or defined), with its use */
     VAGENT_OP_QUERY,   /* one domain by name */
+    VAGENT_OP_DUMPXML, /* a defined domain's XML, inactive form (what `vigil vm import VM` stores) */
 };
 
 struct vagent_job {
@@ -68,7 +69,7 @@ struct vagent_job {
     uint64_t tag;               /* the caller's id, echoed in the result */
     char name[VAGENT_NAME_MAX]; /* the domain (all but LIST) */
     const char *xml;            /* START: the domain XML (copied by submit); NULL: must be defined */
-    int timeout_ms;             /* the whole job; 0: 30000 (START/STOP), 120000 (MIGRATE), 10000 */
+    int timeout_ms;             /* the whole job; 0: 30000 (START/STOP), 120000 (MIGRATE), 10000 (others) */
     int stop_timeout_ms;        /* STOP: graceful shutdown before destroy; 0: 20000 */
     /* START: before starting, each of these hypervisors is asked whether the
      * domain runs there (defence in depth against a double start): running on
@@ -96,10 +97,11 @@ enum vagent_ev {
     VAGENT_EV_STARTED,
     VAGENT_EV_STOPPED,     /* shut down or destroyed (detail tells which) */
     VAGENT_EV_CRASHED,     /* stopped without being asked: crashed, killed, failed */
-    VAGENT_EV_MIGRATED_IN, /* now running here after an incoming migration */
+    VAGENT_EV_MIGRATED_IN, /* now running here after an incoming migration (resumed, migrated);
+                            * also a source resumed after a failed one */
     VAGENT_EV_MIGRATED_OUT,
     VAGENT_EV_UNDEFINED,
-    VAGENT_EV_OTHER,       /* suspended/resumed/defined...: informative */
+    VAGENT_EV_OTHER,       /* suspended/resumed/defined, an incoming migration begun...: informative */
 };
 
 struct vagent_result {
@@ -115,6 +117,10 @@ struct vagent_result {
     struct vagent_vm *vms;       /* LIST: nvms entries, freed by vagent_result_free */
     int nvms;
     struct vagent_migstats mig;  /* MIGRATE */
+    char *xml;                   /* DUMPXML: the domain's persistent definition (VIR_DOMAIN_XML_INACTIVE:
+                                  * no runtime-only elements), at most VAGENT_XML_MAX bytes, freed by
+                                  * vagent_result_free; -ENOENT unknown, -EINVAL transient (not defined),
+                                  * -EFBIG larger than VAGENT_XML_MAX */
     /* VAGENT_EVENT: name, vm.name, vm.uuid, and vm.state as the event implies
      * it (running, shutoff, crashed; absent where it implies none) */
     enum vagent_ev ev;

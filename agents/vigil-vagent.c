@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "                                       whether NAME runs there (refused if it does), then start\n"
             "  stop NAME [--stop-timeout MS]        graceful shutdown, destroy after MS (default 20000)\n"
             "  destroy NAME                         hard stop\n"
+            "  dumpxml NAME                         the defined domain's XML (inactive form), as vigil stores it\n"
             "  migrate NAME DEST_URI [--bandwidth MIB_S] [--max-downtime MS]\n"
             "                                       live, peer-to-peer, persistent on DEST_URI, undefined here\n"
             "  events [--for S]                     print lifecycle events for S seconds (default 10)\n"
@@ -101,6 +102,10 @@ static void print(const struct vagent_result *r, bool json)
                 printf(",\"vm\":");
                 json_vm(&r->vm);
             }
+            if (r->op == VAGENT_OP_DUMPXML) {
+                printf(",\"xml\":");
+                json_str(r->xml ? r->xml : "");
+            }
             if (r->op == VAGENT_OP_MIGRATE)
                 printf(",\"total_ms\":%llu,\"downtime_ms\":%llu,\"data_total\":%llu,\"data_processed\":%llu",
                        (unsigned long long)r->mig.total_ms, (unsigned long long)r->mig.downtime_ms,
@@ -133,6 +138,8 @@ static void print(const struct vagent_result *r, bool json)
             text_vm(&r->vms[i]);
     } else if (r->op == VAGENT_OP_QUERY) {
         text_vm(&r->vm);
+    } else if (r->op == VAGENT_OP_DUMPXML) {
+        fputs(r->xml ? r->xml : "", stdout);
     } else {
         printf("%s %s: done, now %s%s%s\n", vagent_op_name(r->op), r->name, vagent_state_name(r->vm.state),
                r->why[0] ? ": " : "", r->why);
@@ -236,7 +243,8 @@ int main(int argc, char **argv)
         enum vagent_op op;
         int npos;
     } cmds[] = {{"list", VAGENT_OP_LIST, 0}, {"query", VAGENT_OP_QUERY, 1}, {"start", VAGENT_OP_START, 1},
-                {"stop", VAGENT_OP_STOP, 1}, {"destroy", VAGENT_OP_DESTROY, 1}, {"migrate", VAGENT_OP_MIGRATE, 2}};
+                {"stop", VAGENT_OP_STOP, 1}, {"destroy", VAGENT_OP_DESTROY, 1}, {"migrate", VAGENT_OP_MIGRATE, 2},
+                {"dumpxml", VAGENT_OP_DUMPXML, 1}};
     if (!cmd) {
         usage(stderr);
         return EXIT_USAGE;

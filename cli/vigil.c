@@ -360,15 +360,18 @@ int main(int argc, char **argv)
             } else if (words[i][0] != '-' && !vm)
                 vm = words[i];
         }
-        if (!file) {
-            fprintf(stderr, "vigil vm import: give the domain XML with --xml FILE (for a domain this host's libvirt "
-                            "knows: virsh dumpxml %s > FILE)\n", vm ? vm : "VM");
+        /* without --xml, vigild on this host asks its libvirt for VM's definition */
+        if (!file && !vm) {
+            fprintf(stderr, "vigil vm import: name the VM (its XML comes from this host's libvirt), or give its "
+                            "XML with --xml FILE\n");
             return 2;
         }
-        if (!(xml = read_xml_file(file, vm)))
+        if (file && !(xml = read_xml_file(file, vm)))
             return 1;
-        words[at - 1] = "--xml-data";
-        words[at] = xml;
+        if (file) {
+            words[at - 1] = "--xml-data";
+            words[at] = xml;
+        }
     }
     int code = 3;
     qb_ipcc_connection_t *conn = connect_vigild(&code);

@@ -30,9 +30,9 @@ const struct vigil_cmd vigil_cmds[] = {
      "write an empty heartbeat disk for this pool on DEV (refuses other data without --force)", NULL, false},
     {C_DISK_DUMP, "disk dump", "DEV [--sector-size 512|4096] [--json]", "decode every block of the heartbeat disk", NULL, true},
     {C_DISK_LIST, "disk list", "[--json]", "this host's heartbeat disk: slots fresh or stale, the lease, multipath, the watchdog", NULL, true},
-    {C_VM_IMPORT, "vm import", "[VM] --xml FILE [--replace]",
-     "store a libvirt domain XML in the pool (its name, memory and vCPUs come from it); --replace: a new XML for a VM "
-     "already there", NULL, false},
+    {C_VM_IMPORT, "vm import", "[VM] [--xml FILE] [--replace]",
+     "store a libvirt domain XML in the pool (its name, memory and vCPUs come from it): FILE, or without --xml VM's "
+     "definition in this host's libvirt; --replace: a new XML for a VM already there", NULL, false},
     {C_VM_LIST, "vm list", "[--json]", "list the pool's VMs: where each runs, its state and protection", NULL, true},
     {C_VM_SHOW, "vm show", "VM [--json|--xml]", "show one VM and why it is where it is (--xml: its stored domain XML)",
      NULL, true},

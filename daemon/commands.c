@@ -603,10 +603,10 @@ static void vm_import(struct request *rq, int argc, char **argv, int nw)
         else if (argv[i][0] != '-' && !want)
             want = argv[i];
         else
-            return request_finish(rq, 2, "usage: vigil vm import [VM] --xml FILE [--replace] ('%s'?)\n", argv[i]);
+            return request_finish(rq, 2, "usage: vigil vm import [VM] [--xml FILE] [--replace] ('%s'?)\n", argv[i]);
     }
     if (!xml)
-        return request_finish(rq, 2, "usage: vigil vm import [VM] --xml FILE [--replace]\n");
+        return request_finish(rq, 2, "usage: vigil vm import [VM] [--xml FILE] [--replace]\n");
     char name[VAGENT_NAME_MAX], err[256];
     uint64_t mem_kib;
     int vcpus;
@@ -653,6 +653,92 @@ static void vm_import(struct request *rq, int argc, char **argv, int nw)
                  name, ch.mem_mb, vcpus, name, name);
     rq->answered_core = true;
     pool_propose(&ch, rq); /* copies the XML it keeps */
+}
+
+/* The words of a command kept with its request (a parked one, or an import
+ * waiting for libvirt's XML); 0 or -ENOMEM. */
+static int keep_args(struct request *rq, int argc, char **argv, uint32_t flags)
+{
+    size_t len = 0;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    char *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(argv[i]) + 1;
+        memcpy(buf + off, argv[i], l);
+        off += l;
+    }
+    free(rq->argbuf);
+    rq->argbuf = buf;
+    rq->argc = argc;
+    rq->flags = flags;
+    return 0;
+}
+
+/* vm import VM without --xml, on the host it was typed on: the domain as
+ * this host's libvirt defines it.  The agent is asked for its XML (a job,
+ * so a hung libvirtd costs this command 10 s, never the loop); the import
+ * then goes on as if --xml FILE had given it (command_import_xml). */
+static void vm_import_here(struct request *rq, int argc, char **argv, uint32_t flags, int nw)
+{
+    const char *vm = NULL;
+    for (int i = nw; i < argc; i++) {
+        if (!strcmp(argv[i], "--replace"))
+            continue;
+        if (argv[i][0] != '-' && !vm)
+            vm = argv[i];
+        else
+            return request_finish(rq, 2, "usage: vigil vm import [VM] [--xml FILE] [--replace] ('%s'?)\n",
+                                  argv[i]);
+    }
+    if (!vm)
+        return request_finish(rq, 2, "vigil vm import: name the VM (its XML comes from this host's libvirt), or "
+                                     "give its XML with --xml FILE\n");
+    if (!ha_name_valid(vm))
+        return request_finish(rq, 1, "vm import: refused: '%s' is not a VM name vigil can use (1..%d of "
+                                     "[A-Za-z0-9._-])\n", vm, HA_NAME_MAX - 1);
+    char err[256];
+    if (keep_args(rq, argc, argv, flags) < 0)
+        return request_finish(rq, 1, "vigild is out of memory\n");
+    if (vms_dumpxml(rq->id, vm, err, sizeof err) < 0)
+        return request_finish(rq, 1, "vm import: cannot ask libvirt on %s for %s: %s\n", D.cfg.name, vm, err);
+}
+
+void command_import_xml(uint64_t id, int rc, const char *xml, const char *why)
+{
+    struct request *rq = request_find(id);
+    if (!rq || !rq->argbuf || rq->kind != RQ_COMMIT)
+        return; /* answered meanwhile (its deadline) */
+    char *kept = rq->argbuf, *argv[262];
+    int argc = 0;
+    rq->argbuf = NULL;
+    for (char *p = kept; argc < rq->argc && argc < 256; p += strlen(p) + 1)
+        argv[argc++] = p;
+    const char *vm = NULL;
+    for (int i = 2; i < argc && !vm; i++)
+        if (argv[i][0] != '-')
+            vm = argv[i];
+    char name[VAGENT_NAME_MAX], err[256];
+    if (rc == -ENOENT)
+        request_finish(rq, 1, "vm import: refused: libvirt on %s (%s) has no domain named '%s': define it there "
+                              "(virsh define FILE), type the command on the host that has it, or give its XML with "
+                              "--xml FILE\n", D.cfg.name, D.cfg.libvirt_uri, vm);
+    else if (rc < 0)
+        request_finish(rq, 1, "vm import: refused: cannot get the XML of %s from libvirt on %s (%s): %s\n", vm,
+                       D.cfg.name, D.cfg.libvirt_uri, why && why[0] ? why : strerror(-rc));
+    else if (!xml || vagent_xml_check(xml, strlen(xml), name, NULL, NULL, err, sizeof err) < 0)
+        request_finish(rq, 1, "vm import: refused: libvirt's XML of %s on %s is not one vigil can store: %s\n", vm,
+                       D.cfg.name, xml ? err : "none");
+    else {
+        argv[argc++] = "--xml-data";
+        argv[argc++] = (char *)(uintptr_t)xml;
+        argv[argc] = NULL;
+        command_run(rq, argc, argv, rq->flags, false); /* as with --xml FILE from here on */
+    }
+    free(kept);
 }
 
 /* explain: the core's sentence, or NULL (vm list leaves it out) */
@@ -1002,20 +1088,8 @@ static void park(struct request *rq, int argc, char **argv, uint32_t flags, cons
                  const char *why, bool forwarded)
 {
     rq->forwarded = forwarded;
-    size_t len = 0;
-    for (int i = 0; i < argc; i++)
-        len += strlen(argv[i]) + 1;
-    rq->argbuf = malloc(len ? len : 1);
-    if (!rq->argbuf)
+    if (keep_args(rq, argc, argv, flags) < 0)
         return request_finish(rq, 1, "vigil %s needs the master, and %s\n", c->words, why);
-    size_t off = 0;
-    for (int i = 0; i < argc; i++) {
-        size_t l = strlen(argv[i]) + 1;
-        memcpy(rq->argbuf + off, argv[i], l);
-        off += l;
-    }
-    rq->argc = argc;
-    rq->flags = flags;
     rq->kind = RQ_PARKED;
     rq->deadline = now_ms() + 10000;
     snprintf(rq->text, sizeof rq->text, "vigil %s needs the master, and %s (waited 10 s)", c->words, why);
@@ -1110,6 +1184,13 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
     if (!D.in_pool)
         return request_finish(rq, 1, "this host is in no pool: create one (vigil pool create NAME) or join one "
                                      "(vigil pool join ADDRESS --token TOKEN)\n");
+    if (c->id == C_VM_IMPORT && !forwarded && rq->kind != RQ_PARKED) {
+        bool has_xml = false;
+        for (int i = nw; i < argc; i++)
+            has_xml |= !strcmp(argv[i], "--xml-data") || !strcmp(argv[i], "--xml");
+        if (!has_xml)
+            return vm_import_here(rq, argc, argv, flags, nw);
+    }
     if (needs_master(c->id)) {
         bool master = pool_is_master();
         char why[256] = "";

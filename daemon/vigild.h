@@ -149,7 +149,11 @@ void vms_action(const struct ha_action *a);
 void vms_deliver(uint32_t nodeid, const void *msg, size_t len, int type);
 void vms_membership(void);   /* the view changed: tell every core what runs here */
 int vms_destroy_all_wait(int timeout_ms, char *why, size_t whylen);
-void vms_mode_changed(void); /* the pool switched to or from its heartbeat disk */  /* self-fence: every pool VM here stopped hard */
+void vms_mode_changed(void); /* the pool switched to or from its heartbeat disk */
+/* vigil vm import VM without --xml: asks this host's agent for the domain's
+ * definition; command_import_xml(rq, ...) gets the answer (within the
+ * agent job's 10 s).  0, or -errno with the reason. */
+int vms_dumpxml(uint64_t rq, const char *name, char *err, size_t errlen);  /* self-fence: every pool VM here stopped hard */
 /* pool.c: feeds an event to the core (and carries out its actions) */
 void pool_event(const struct ha_event *ev);
 
@@ -192,6 +196,8 @@ void command_run(struct request *rq, int argc, char **argv, uint32_t flags, bool
 void command_deliver(uint32_t nodeid, const void *msg, size_t len);
 /* parked commands: try again (the pool may have settled) */
 void command_retry_parked(void);
+/* the agent's answer to vms_dumpxml: the import goes on as with --xml */
+void command_import_xml(uint64_t rq, int rc, const char *xml, const char *why);
 /* tells the master this host's size when the database has another one */
 void command_send_facts(void);
 void host_facts(uint64_t *mem_mb, int *cpus);

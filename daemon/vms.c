@@ -37,6 +37,7 @@ struct job {
     int vm;       /* index in the database; -1 for a list */
     uint64_t order; /* the core's operation id (0: none, e.g. a list or a self-fence) */
     int to;       /* migrate: destination host */
+    uint64_t rq;  /* dumpxml: the request (vigil vm import VM) waiting for it */
 };
 
 static struct vagent *A;
@@ -396,7 +397,9 @@ static void on_result(const struct vagent_result *r)
     if (!x)
         return;
     int v = x->vm;
-    if (x->op == VAGENT_OP_LIST) {
+    if (x->op == VAGENT_OP_DUMPXML) {
+        command_import_xml(x->rq, r->rc, r->xml, r->why);
+    } else if (x->op == VAGENT_OP_LIST) {
         on_list(r);
     } else if (v < 0 || v >= D.db.nvms || strcmp(D.db.vm[v].name, r->name)) {
         /* the database changed under the job: nothing to say about it */
@@ -438,8 +441,12 @@ static void on_event(const struct vagent_result *r)
     if (v < 0)
         return; /* not a VM of the pool */
     switch (r->ev) {
-    case VAGENT_EV_STARTED:
     case VAGENT_EV_MIGRATED_IN:
+        /* the end of a live migration as the core counts it (evacuate_concurrency) */
+        audit(LOG_NOTICE, "vigild", "libvirt's lifecycle event", "%s runs here after a live migration", r->name);
+        report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
+        break;
+    case VAGENT_EV_STARTED:
         report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
         break;
     case VAGENT_EV_CRASHED:
@@ -509,6 +516,23 @@ void vms_stop(void)
     nlast_op = 0;
     epoch_seen = 0;
     list_wanted = false;
+}
+
+int vms_dumpxml(uint64_t rq, const char *name, char *err, size_t errlen)
+{
+    if (!A) {
+        snprintf(err, errlen, "the VM agent does not run on this host (see vigild's log)");
+        return -ENOTCONN;
+    }
+    struct vagent_job j = {.op = VAGENT_OP_DUMPXML, .timeout_ms = 10000};
+    snprintf(j.name, sizeof j.name, "%s", name);
+    int rc = submit(&j, -1, 0, HA_NO_HOST);
+    if (rc < 0) {
+        snprintf(err, errlen, "the VM agent refused the job: %s", strerror(-rc));
+        return rc;
+    }
+    jobs->rq = rq; /* submit put it first */
+    return 0;
 }
 
 /* After every membership change each host tells every core all it runs. */

@@ -125,8 +125,11 @@ START_TEST(event_mapping)
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN), VAGENT_EV_STOPPED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_MIGRATED),
                      VAGENT_EV_MIGRATED_OUT);
-    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED),
+    /* an incoming migration runs here once resumed, not when its paused QEMU is started */
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED), VAGENT_EV_OTHER);
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED),
                      VAGENT_EV_MIGRATED_IN);
+    ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_UNPAUSED), VAGENT_EV_OTHER);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_BOOTED), VAGENT_EV_STARTED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_UNDEFINED, 0), VAGENT_EV_UNDEFINED);
     ck_assert_int_eq(vagent_map_event(VIR_DOMAIN_EVENT_SUSPENDED, 0), VAGENT_EV_OTHER);
@@ -356,6 +359,56 @@ START_TEST(unknown_domain)
         ck_assert_int_eq(r.vm.state, VAGENT_ABSENT);
         ck_assert_msg(r.why[0], "a reason");
     }
+    vagent_free(a);
+}
+END_TEST
+
+/* `vigil vm import VM` without --xml: the defined domain's XML, in the
+ * form the pool stores and vigil checks */
+START_TEST(dumpxml)
+{
+    struct vagent *a = agent_on(node_uri("node.xml", "web"), 0);
+    struct vagent_job j = job(VAGENT_OP_START, "vm1");
+    j.xml = domain_xml("vm1");
+    struct vagent_result r = run(a, &j);
+    ck_assert_msg(r.rc == 0, "start: %s", r.why);
+
+    j = job(VAGENT_OP_DUMPXML, "vm1");
+    r = run(a, &j);
+    ck_assert_msg(r.rc == 0, "dumpxml: %d %s", r.rc, r.why);
+    ck_assert_ptr_nonnull(r.xml);
+    char name[VAGENT_NAME_MAX], err[VAGENT_WHY_MAX];
+    uint64_t mem = 0;
+    int vcpus = 0;
+    ck_assert_msg(vagent_xml_check(r.xml, strlen(r.xml), name, &mem, &vcpus, err, sizeof err) == 0, "%s: %s", err,
+                  r.xml);
+    ck_assert_str_eq(name, "vm1");
+    ck_assert_uint_eq(mem, 128 * 1024);
+    ck_assert_int_eq(vcpus, 2);
+    ck_assert_ptr_nonnull(strstr(r.xml, r.vm.uuid)); /* the UUID it runs under */
+    ck_assert_int_eq(r.vm.state, VAGENT_RUNNING);
+    /* the inactive form: no runtime id of the running guest */
+    ck_assert_msg(!strstr(r.xml, "<domain type='test' id="), "runtime id in %s", r.xml);
+    vagent_result_free(&r);
+    ck_assert_ptr_null(r.xml);
+
+    /* defined, not running: same */
+    j = job(VAGENT_OP_DESTROY, "vm1");
+    r = run(a, &j);
+    ck_assert_int_eq(r.rc, 0);
+    j = job(VAGENT_OP_DUMPXML, "vm1");
+    r = run(a, &j);
+    ck_assert_msg(r.rc == 0 && r.xml, "dumpxml of a stopped domain: %s", r.why);
+    ck_assert_int_eq(vagent_xml_check(r.xml, strlen(r.xml), name, NULL, NULL, err, sizeof err), 0);
+    vagent_result_free(&r);
+
+    /* unknown: -ENOENT, no XML */
+    j = job(VAGENT_OP_DUMPXML, "ghost");
+    r = run(a, &j);
+    ck_assert_int_eq(r.rc, -ENOENT);
+    ck_assert_ptr_null(r.xml);
+    ck_assert_int_eq(r.vm.state, VAGENT_ABSENT);
+    ck_assert_msg(strstr(r.why, "ghost"), "the reason names it: %s", r.why);
     vagent_free(a);
 }
 END_TEST
@@ -792,6 +845,7 @@ int main(void)
     tcase_set_timeout(lv, 120);
     tcase_add_test(lv, lifecycle);
     tcase_add_test(lv, unknown_domain);
+    tcase_add_test(lv, dumpxml);
     tcase_add_test(lv, bad_xml);
     tcase_add_test(lv, double_start);
     tcase_add_test(lv, migrate_fails_cleanly);
