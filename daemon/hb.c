@@ -926,14 +926,6 @@ void hb_list(FILE *f, bool json)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* test and bench hook (vigild only honours it with VIGIL_TEST_HOOKS=1 in
- * its environment): hold every I/O as a hung LUN would */
-void hb_test_stall(bool stall)
-{
-    if (H && H->d)
-        hbdisk_test_stall(H->d, stall);
-}
-
 /* HA_ACT_SELF_FENCE: the core has just asked for our last slot write (the
  * self-fenced flag, the lease freed).  Make sure it is on the disk, stop the
  * local VMs hard, then reboot, or refuse to and exit.  Never returns. */

@@ -351,17 +351,6 @@ static int32_t on_signal(int32_t sig, void *data)
     return 0;
 }
 
-/* test hooks, honoured only with VIGIL_TEST_HOOKS=1 in vigild's
- * environment (the rig's tests): SIGUSR1 makes the heartbeat disk's I/O
- * hang as a dead LUN would, SIGUSR2 lets it go again */
-static int32_t on_test_signal(int32_t sig, void *data)
-{
-    (void)data;
-    qb_log(LOG_WARNING, "test hook: heartbeat disk I/O %s", sig == SIGUSR1 ? "stalled" : "released");
-    hb_test_stall(sig == SIGUSR1);
-    return 0;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: vigild [--config FILE] [--log FILE] [--debug]\n"
@@ -453,11 +442,6 @@ int main(int argc, char **argv)
     qb_loop_signal_handle sh;
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGTERM, NULL, on_signal, &sh);
     qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGINT, NULL, on_signal, &sh);
-    const char *hooks = getenv("VIGIL_TEST_HOOKS");
-    if (hooks && !strcmp(hooks, "1")) {
-        qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGUSR1, NULL, on_test_signal, &sh);
-        qb_loop_signal_add(D.loop, QB_LOOP_HIGH, SIGUSR2, NULL, on_test_signal, &sh);
-    }
     if (fencer_init(D.loop) < 0) {
         qb_log(LOG_ERR, "cannot set up the fencing workers' pipe");
         return 1;

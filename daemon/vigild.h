@@ -181,7 +181,6 @@ bool hb_disk_lost(void);                /* disk mode, and no tick worked for dis
 int hb_ready_check(char *why, size_t len);
 void hb_status_line(FILE *f, bool json);         /* the disk line of vigil status */
 void hb_list(FILE *f, bool json);       /* vigil disk list */
-void hb_test_stall(bool stall);
 void hb_self_fence(const char *why) __attribute__((noreturn));
 
 /* watchdog.c: the hardware watchdog, fed while this host may run */
