@@ -19,6 +19,7 @@
 #include <openssl/sha.h>
 #include <qb/qblog.h>
 
+#include "../ha/bytes.h"
 #include "../storage/hbdisk.h"
 #include "vigild.h"
 
@@ -61,13 +62,6 @@ int disk_pool_key(struct hbdisk_pool *p, char *err, size_t errlen)
     return 0;
 }
 
-static bool all_zero(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
-}
 
 static void usage(struct request *rq, const char *what)
 {

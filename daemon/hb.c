@@ -32,6 +32,7 @@
 
 #include <qb/qblog.h>
 
+#include "../ha/bytes.h"
 #include "../storage/hbdisk.h"
 #include "../storage/mpath.h"
 #include "pidns.h"
@@ -50,7 +51,6 @@ struct blockinfo {
 struct tick {
     bool ok;
     char why[256];       /* !ok: the reason */
-    unsigned slots;      /* the header's slot count */
     int lease_owner;
     uint64_t lease_counter;
     struct ha_slot slot[HA_MAX_HOSTS];
@@ -91,7 +91,7 @@ struct hb {
     struct hbdisk_lease lease;
     struct blockinfo linfo;
     uint64_t incarnation, seq;
-    uint64_t ticks, reads, writes, last_ok_ms;
+    uint64_t ticks, reads, writes;
     char last_err[256];
     unsigned mpath_n;
     enum mpath_verdict mpath, mpath_prev;
@@ -120,6 +120,11 @@ static struct {
     uint64_t at;
 } seen[4 * HA_MAX_HOSTS];
 
+/* the slot flags the core knows are the disk's, bit for bit */
+_Static_assert(HA_SLOT_SELF_FENCED == HBDISK_F_SELF_FENCED && HA_SLOT_WATCHDOG == HBDISK_F_WATCHDOG &&
+                   HA_SLOT_JOINING == HBDISK_F_JOINING,
+               "ha.h's HA_SLOT_* and hbdisk.h's HBDISK_F_* must agree");
+
 /* ---------------------------------------------------------------- the thread */
 
 /* ms from now on CLOCK_MONOTONIC (the conditions' clock) */
@@ -144,14 +149,6 @@ __attribute__((format(printf, 2, 3))) static void tmsg(struct tick *t, const cha
     va_start(ap, fmt);
     vsnprintf(t->msg[t->nmsg++], sizeof t->msg[0], fmt, ap);
     va_end(ap);
-}
-
-static bool all_zero(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
 }
 
 /* The incarnation of this vigild: above both what our slot on the disk and
@@ -192,8 +189,7 @@ static void do_tick(struct hb *h, struct tick *t)
     char why[256];
     t->lease_owner = HA_NO_HOST;
     if (!h->d) {
-        unsigned flags = h->open_flags;
-        h->d = hbdisk_open(h->path, flags, &h->ss, why, sizeof why);
+        h->d = hbdisk_open(h->path, h->open_flags, &h->ss, why, sizeof why);
         if (!h->d) {
             t->ok = false;
             snprintf(t->why, sizeof t->why, "cannot open %s: %s", h->path, why);
@@ -293,10 +289,6 @@ static void do_tick(struct hb *h, struct tick *t)
             tmsg(t, "mailbox %u: ignored: stale (poison %" PRIu64 " after %" PRIu64 ")", i, m.poison, h->mbox[i].poison);
             continue;
         }
-        if (!h->minfo[i].have || memcmp(&m, &h->mbox[i], sizeof m)) {
-            h->minfo[i].accepted++;
-            h->minfo[i].at_ms = now;
-        }
         h->mbox[i] = m;
         h->minfo[i].have = true;
     }
@@ -308,10 +300,8 @@ static void do_tick(struct hb *h, struct tick *t)
         else if (h->linfo.have && l.counter < h->lease.counter)
             tmsg(t, "lease: ignored: stale (counter %" PRIu64 " after %" PRIu64 ")", l.counter, h->lease.counter);
         else {
-            if (!h->linfo.have || memcmp(&l, &h->lease, sizeof l)) {
-                h->linfo.accepted++;
+            if (!h->linfo.have || memcmp(&l, &h->lease, sizeof l))
                 h->linfo.at_ms = now;
-            }
             h->lease = l;
             h->linfo.have = true;
         }
@@ -323,7 +313,6 @@ static void do_tick(struct hb *h, struct tick *t)
     if (h->write_failed)
         snprintf(t->why, sizeof t->why, "the last write failed: %s", h->write_err);
     h->write_failed = false;
-    t->slots = n;
     for (int i = 0; i < HA_MAX_HOSTS && i < (int)n; i++) {
         struct ha_slot *o = &t->slot[i];
         if (h->sinfo[i].have) {
@@ -338,8 +327,6 @@ static void do_tick(struct hb *h, struct tick *t)
     if (h->linfo.have && h->lease.owner != HBDISK_NONE && (int)h->lease.owner < h->nhosts)
         t->lease_owner = (int)h->lease.owner;
     t->lease_counter = h->linfo.have ? h->lease.counter : 0;
-    if (t->ok)
-        h->last_ok_ms = now;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -749,17 +736,12 @@ int hb_flush(unsigned timeout_ms, char *err, size_t errlen)
 
 unsigned hb_io_ms(void) { return H ? H->io_ms : 1000; }
 
-int hb_lease_owner(void)
-{
-    if (!H || !have_last || !last.ok || now_ms() - last_at > (uint64_t)D.db.set.disk_timeout)
-        return HA_NO_HOST;
-    return last.lease_owner;
-}
-
 bool hb_fresh(void)
 {
     return H && have_last && last.ok && now_ms() - last_at <= (uint64_t)D.db.set.disk_timeout;
 }
+
+int hb_lease_owner(void) { return hb_fresh() ? last.lease_owner : HA_NO_HOST; }
 
 bool hb_disk_lost(void)
 {
@@ -774,7 +756,7 @@ int hb_ready_check(char *why, size_t len)
                            "vigild", D.cfg.name);
         return -ENODEV;
     }
-    if (!have_last || !last.ok || now_ms() - last_at > (uint64_t)D.db.set.disk_timeout) {
+    if (!hb_fresh()) {
         pthread_mutex_lock(&h->lock);
         snprintf(why, len, "this host (%s) cannot use its heartbeat disk %s: %s", D.cfg.name, h->path,
                  h->last_err[0] ? h->last_err : "not read yet");

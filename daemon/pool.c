@@ -277,7 +277,16 @@ void pool_disk_event(const struct ha_event *ev) { step(ev); }
  * master's role, the lease and the verdicts rest on it.  When the pool
  * switches, this host starts a fresh core in the new mode, as after a
  * restart of vigild. */
+/* how often a change a sync round dropped everywhere is proposed again */
+#define PROPOSE_AGAIN_MAX 3
+
 static bool core_disk_mode;
+
+static void warn_no_disk(void)
+{
+    audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
+          "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
+}
 
 static void check_mode(void)
 {
@@ -297,8 +306,7 @@ static void check_mode(void)
           core_disk_mode ? "the pool now runs with its heartbeat disk: decision core restarted in disk mode"
                          : "the pool now runs on corosync quorum alone: decision core restarted in corosync-only mode");
     if (core_disk_mode && !hb_running())
-        audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
-              "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
+        warn_no_disk();
 }
 
 void pool_fence_done(int host, bool ok, const char *why)
@@ -520,15 +528,13 @@ int pool_propose(const struct ha_change *c, struct request *rq)
     }
     if (rq) {
         /* kept to propose again: with its own copy of a borrowed domain XML */
-        char *xml = NULL;
-        if (c->xml && c->xml_len && (xml = malloc(c->xml_len)))
-            memcpy(xml, c->xml, c->xml_len);
+        char *xml = c->xml && c->xml_len ? strndup(c->xml, c->xml_len) : NULL;
         free(rq->last_xml);
         rq->last_xml = xml;
         rq->last = *c;
         rq->last.xml = xml;
         if (c->xml_len && !xml)
-            rq->retries = 3; /* no copy to propose again */
+            rq->retries = PROPOSE_AGAIN_MAX; /* no copy to propose again */
         if (++rq->commits > rq->inflight_max)
             rq->inflight_max = rq->commits;
     }
@@ -983,7 +989,7 @@ static void ops_done(void *ctx, uint64_t tag, int status, const char *why)
     rq->commits--;
     /* a sync round dropped it everywhere: propose it again, if it was the
      * only one in flight (so the order of a request's changes holds) */
-    if (status == -ESTALE && rq->inflight_max == 1 && rq->retries < 3 && D.rep &&
+    if (status == -ESTALE && rq->inflight_max == 1 && rq->retries < PROPOSE_AGAIN_MAX && D.rep &&
         replica_propose(D.rep, &rq->last, rq->id) == 0) {
         rq->retries++;
         rq->commits++;
@@ -1076,8 +1082,7 @@ static int pool_enter(char *err, size_t errlen)
     if (hb_start(e4, sizeof e4) < 0)
         audit(LOG_ERR, "vigild", e4, "the heartbeat disk %s cannot be used", D.cfg.heartbeat_disk);
     else if (D.db.set.heartbeat_disk && !hb_running())
-        audit(LOG_ERR, "vigild", "set heartbeat_disk in vigil.conf and restart vigild",
-              "the pool uses a heartbeat disk, but this host has none: it cannot win a partition contest");
+        warn_no_disk();
     watchdog_start();
     core_membership();
     qb_log(LOG_NOTICE, "member of pool %s as %s (node %u); database version %" PRIu64 ", epoch %" PRIu64,

@@ -153,7 +153,7 @@ void vms_mode_changed(void); /* the pool switched to or from its heartbeat disk 
 /* vigil vm import VM without --xml: asks this host's agent for the domain's
  * definition; command_import_xml(rq, ...) gets the answer (within the
  * agent job's 10 s).  0, or -errno with the reason. */
-int vms_dumpxml(uint64_t rq, const char *name, char *err, size_t errlen);  /* self-fence: every pool VM here stopped hard */
+int vms_dumpxml(uint64_t rq, const char *name, char *err, size_t errlen);
 /* pool.c: feeds an event to the core (and carries out its actions) */
 void pool_event(const struct ha_event *ev);
 

@@ -33,7 +33,6 @@
 
 static int fd = -1;
 static bool failed; /* opening it failed: said once */
-static uint64_t last_feed;
 static bool starving; /* we stopped feeding it: said once */
 static uint64_t starving_since;
 static qb_loop_timer_handle timer;
@@ -124,7 +123,6 @@ static void feed(void *data)
         if (ok) {
             if (write(fd, "k", 1) != 1 && errno != EAGAIN)
                 qb_log(LOG_WARNING, "watchdog %s: keepalive: %s", D.cfg.watchdog_device, strerror(errno));
-            last_feed = now_ms();
             if (starving)
                 audit(LOG_NOTICE, "vigild", "quorate, or winning with a fresh heartbeat disk", "feeding the watchdog again");
             starving = false;

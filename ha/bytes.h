@@ -9,6 +9,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* whether the n bytes at b are all zero (a block never written) */
+static inline int all_zero(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
 static inline void le_put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
