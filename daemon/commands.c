@@ -632,11 +632,9 @@ static void vm_import(struct request *rq, int argc, char **argv, int nw)
         return request_finish(rq, 1, "vm import --replace: no VM named '%s' in pool %s (import it without "
                                      "--replace)\n", name, D.db.pool_name);
     /* the whole database travels in one CPG message at state transfer */
-    uint8_t *snap;
-    size_t slen;
-    if (pooldb_encode_snapshot(D.db.master_epoch, &D.db, &snap, &slen) < 0)
+    size_t slen = pooldb_snapshot_size(D.db.master_epoch, &D.db);
+    if (!slen)
         return request_finish(rq, 1, "vm import: cannot measure the pool database\n");
-    free(snap);
     uint32_t old = v >= 0 ? D.db.vm[v].xml_len : 0;
     if (slen + len - old + 1024 > VIGIL_WIRE_MAX - 64)
         return request_finish(rq, 1, "vm import: refused: the pool database would grow past %u MiB (it holds %zu "

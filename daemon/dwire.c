@@ -285,7 +285,10 @@ int dorder_decode(const void *msg, size_t len, struct dorder *out)
     if (check_hdr(msg, len, WIRE_DORDER) < 0)
         return -EINVAL;
     struct rdr r = {.p = msg, .n = len, .off = 8};
-    struct dorder o = {.host = r_u32(&r), .epoch = r_u64(&r), .op = r_u64(&r)};
+    struct dorder o = {0}; /* one read a statement: the reader's order is the wire's */
+    o.host = r_u32(&r);
+    o.epoch = r_u64(&r);
+    o.op = r_u64(&r);
     unsigned kind = r_u8(&r);
     o.kind = (enum dorder_kind)kind;
     o.to = r_i32(&r);
@@ -364,7 +367,9 @@ int dfailed_decode(const void *msg, size_t len, struct dfailed *out)
     if (check_hdr(msg, len, WIRE_DFAILED) < 0)
         return -EINVAL;
     struct rdr r = {.p = msg, .n = len, .off = 8};
-    struct dfailed f = {.host = r_u32(&r), .op = r_u64(&r)};
+    struct dfailed f = {0};
+    f.host = r_u32(&r);
+    f.op = r_u64(&r);
     f.vm = r_str(&r, HA_NAME_MAX - 1);
     f.why = r_str(&r, DWIRE_WHY_MAX);
     if (r.bad || r.off != len || !host_ok((int)f.host) || !ha_name_valid(f.vm))

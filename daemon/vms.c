@@ -82,10 +82,11 @@ static void send_msg(uint8_t *m, size_t len, const char *what)
     free(m);
 }
 
-static void report(int host, int v, enum ha_vm_obs st, int to, uint64_t op)
+/* what this host's agent saw of VM v, to every core */
+static void report(int v, enum ha_vm_obs st, int to, uint64_t op)
 {
     struct dreport_vm e = {.state = (int)st, .to = to, .op = op, .vm = vm_name(v)};
-    struct dreport r = {.host = (uint32_t)host, .n = 1, .v = &e};
+    struct dreport r = {.host = (uint32_t)D.self, .n = 1, .v = &e};
     size_t len = 0;
     uint8_t *m = dreport_encode(&r, &len);
     send_msg(m, len, "a VM report");
@@ -175,11 +176,11 @@ static void on_list_timer(void *data)
 
 static void run_order(const struct dorder *o)
 {
-    int v = o->kind == DORDER_LIST ? -1 : ha_db_find_vm(&D.db, o->vm);
     if (o->kind == DORDER_LIST) {
         list_now();
         return;
     }
+    int v = ha_db_find_vm(&D.db, o->vm);
     if (v < 0) {
         qb_log(LOG_WARNING, "an order for VM %s, which this host's pool database does not have", o->vm);
         return; /* the core's operation deadline takes it from here */
@@ -229,7 +230,7 @@ static void run_order(const struct dorder *o)
     if (submit(j, v, o->op, o->kind == DORDER_MIGRATE ? o->to : HA_NO_HOST) < 0)
         failed(v, o->op, "the VM agent refused the job (see vigild's log)");
     else if (o->kind == DORDER_MIGRATE) /* until it ends the VM may be on either host */
-        report(D.self, v, HA_OBS_MIGRATING, o->to, o->op);
+        report(v, HA_OBS_MIGRATING, o->to, o->op);
     free(j);
 }
 
@@ -405,14 +406,14 @@ static void on_result(const struct vagent_result *r)
         /* the database changed under the job: nothing to say about it */
     } else if (x->op == VAGENT_OP_START) {
         if (r->rc == 0)
-            report(D.self, v, HA_OBS_RUNNING, -1, x->order);
+            report(v, HA_OBS_RUNNING, -1, x->order);
         else
             failed(v, x->order, r->why);
         audit(r->rc ? LOG_ERR : LOG_NOTICE, "vigild", r->why[0] ? r->why : "the agent's job ended",
               r->rc ? "start of %s failed" : "%s started", r->name);
     } else if (x->op == VAGENT_OP_STOP || x->op == VAGENT_OP_DESTROY) {
         if (r->rc == 0 || r->rc == -ENOENT)
-            report(D.self, v, HA_OBS_NONE, -1, x->order);
+            report(v, HA_OBS_NONE, -1, x->order);
         else if (x->order)
             failed(v, x->order, r->why);
         audit(r->rc && r->rc != -ENOENT ? LOG_ERR : LOG_NOTICE, "vigild", r->why[0] ? r->why : "the agent's job ended",
@@ -421,14 +422,14 @@ static void on_result(const struct vagent_result *r)
         if (r->rc == 0) {
             /* gone from here; the destination says it runs there (its
              * lifecycle event), or its list does */
-            report(D.self, v, HA_OBS_NONE, -1, x->order);
+            report(v, HA_OBS_NONE, -1, x->order);
             audit(LOG_NOTICE, "vigild", r->why[0] ? r->why : "live migration",
                   "%s migrated to %s in %" PRIu64 " ms (paused %" PRIu64 " ms)", r->name,
                   x->to >= 0 && x->to < D.db.nhosts ? D.db.host[x->to].name : "?", r->mig.total_ms,
                   r->mig.downtime_ms);
         } else {
             failed(v, x->order, r->why);
-            report(D.self, v, HA_OBS_RUNNING, -1, x->order); /* a failed migration leaves it here */
+            report(v, HA_OBS_RUNNING, -1, x->order); /* a failed migration leaves it here */
             audit(LOG_ERR, "vigild", r->why, "migration of %s failed: it stays on this host", r->name);
         }
     }
@@ -444,19 +445,19 @@ static void on_event(const struct vagent_result *r)
     case VAGENT_EV_MIGRATED_IN:
         /* the end of a live migration as the core counts it (evacuate_concurrency) */
         audit(LOG_NOTICE, "vigild", "libvirt's lifecycle event", "%s runs here after a live migration", r->name);
-        report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
+        report(v, HA_OBS_RUNNING, -1, op_now(v));
         break;
     case VAGENT_EV_STARTED:
-        report(D.self, v, HA_OBS_RUNNING, -1, op_now(v));
+        report(v, HA_OBS_RUNNING, -1, op_now(v));
         break;
     case VAGENT_EV_CRASHED:
         audit(LOG_WARNING, "vigild", "libvirt's lifecycle event", "%s stopped on this host without being asked "
               "(detail %d)", r->name, r->detail);
-        report(D.self, v, HA_OBS_CRASHED, -1, op_now(v));
+        report(v, HA_OBS_CRASHED, -1, op_now(v));
         break;
     case VAGENT_EV_STOPPED:
         if (!moving(v))
-            report(D.self, v, HA_OBS_NONE, -1, op_now(v));
+            report(v, HA_OBS_NONE, -1, op_now(v));
         break;
     default:
         break;

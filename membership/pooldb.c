@@ -334,6 +334,13 @@ static void put_snapshot(struct wr *w, uint64_t epoch, const struct ha_db *db, u
     }
 }
 
+size_t pooldb_snapshot_size(uint64_t epoch, const struct ha_db *db)
+{
+    struct wr sizing = {0};
+    put_snapshot(&sizing, epoch, db, 0);
+    return sizing.bad ? 0 : sizing.n + 4;
+}
+
 int pooldb_encode_snapshot(uint64_t epoch, const struct ha_db *db, uint8_t **out, size_t *len)
 {
     struct wr sizing = {0};

@@ -34,6 +34,9 @@
  * in db is not NUL-terminated within its field, -ENOMEM, -EFBIG past 4 GiB.
  * Encoding does not judge the state: the decoder does (see pooldb_replace). */
 int pooldb_encode_snapshot(uint64_t epoch, const struct ha_db *db, uint8_t **out, size_t *len);
+/* The length pooldb_encode_snapshot() would give, without writing it; 0 for
+ * a database it would refuse. */
+size_t pooldb_snapshot_size(uint64_t epoch, const struct ha_db *db);
 /* Checks everything before touching *epoch and *db: on error (-EINVAL, or
  * -ENOMEM) they are untouched and err says what is wrong.  On success *db is
  * a fresh database (free it with ha_db_free) that the core can use safely:
